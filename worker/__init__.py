@@ -1,0 +1,1 @@
+"""crm-sync: Twenty2 call outcomes into Salesforce."""

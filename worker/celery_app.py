@@ -1,0 +1,49 @@
+"""The Celery application: Redis broker, JSON only, late acks, redelivery on worker loss.
+
+Retries and holds do not use Celery countdowns (an ETA longer than Redis' visibility timeout is delivered
+twice, and a worker holding ETA tasks can die when Redis drops): a retry is a time in the ledger's
+``due`` sorted set, and the ``crm_sync.sweep`` beat task enqueues what has come due.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+
+from worker.settings import Settings
+
+QUEUE = "crm-sync"
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("crm_sync", include=["worker.tasks"])
+    app.conf.update(
+        broker_url=settings.redis_url,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "visibility_timeout": settings.celery_visibility_timeout,
+            "socket_timeout": 5,
+            "socket_connect_timeout": 3,
+            "retry_on_timeout": True,
+            "health_check_interval": 10,
+        },
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,
+        result_backend=None,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_default_queue=QUEUE,
+        task_publish_retry=True,
+        # The intake must answer within Twenty2's 5 s: give up publishing quickly and answer 503.
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.3, "interval_max": 0.5},
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        beat_schedule={"sweep": {"task": "crm_sync.sweep", "schedule": 5.0}},
+        timezone="UTC",
+    )
+    return app
+
+
+app = make_celery(Settings())

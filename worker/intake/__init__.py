@@ -1,0 +1,1 @@
+"""HTTP intake (the ``web`` process)."""

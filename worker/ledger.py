@@ -1,0 +1,341 @@
+"""The sync ledger: one record per call id the intake accepts, in Redis, so ops can see and replay syncs.
+
+Keys (``{p}`` is the prefix, ``crm-sync`` by default):
+
+- ``{p}:call:{id}``     hash: state, attempts, failures, timestamps, Salesforce ids, last error (JSON)
+- ``{p}:history:{id}``  list of JSON events (newest last, capped)
+- ``{p}:state:{state}`` sorted set of call ids by last update time: list by state and time without scanning
+- ``{p}:due``           sorted set of call ids by the time they are due again (retries and holds), swept by beat
+
+States: ``queued`` → ``syncing`` → ``synced`` | ``skipped`` | ``failed`` (and back to ``queued`` for a retry,
+a hold or a replay). Resolved records (synced, skipped) expire after the retention period; unresolved ones
+(queued, syncing, failed) never expire.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, cast
+
+import redis
+
+from worker.errors import SyncError
+
+
+class State(StrEnum):
+    QUEUED = "queued"
+    SYNCING = "syncing"
+    SYNCED = "synced"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+RESOLVED = frozenset({State.SYNCED, State.SKIPPED})
+HISTORY_CAP = 100
+
+# Accept a call atomically: create it queued, or re-queue it when it is failed (or forced); report the
+# state it had so the intake knows whether to enqueue. KEYS: call, history, 5 state sets. ARGV: id, now, event json, force
+_ACCEPT = """
+local state = redis.call('HGET', KEYS[1], 'state')
+local force = ARGV[4] == '1'
+if state and not force and state ~= 'failed' then
+  redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
+  redis.call('RPUSH', KEYS[2], ARGV[3])
+  redis.call('LTRIM', KEYS[2], -100, -1)
+  return state
+end
+if not state then
+  redis.call('HSET', KEYS[1], 'call_id', ARGV[1], 'first_seen', ARGV[2], 'attempts', 0, 'failures', 0)
+end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', ARGV[2], 'queued_at', ARGV[2], 'failures', 0)
+redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
+redis.call('PERSIST', KEYS[1])
+redis.call('PERSIST', KEYS[2])
+for i = 3, 7 do redis.call('ZREM', KEYS[i], ARGV[1]) end
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('RPUSH', KEYS[2], ARGV[3])
+redis.call('LTRIM', KEYS[2], -100, -1)
+return state or ''
+"""
+
+
+@dataclass(frozen=True)
+class Record:
+    """A call's ledger record as ops see it."""
+
+    call_id: str
+    state: State
+    attempts: int
+    failures: int
+    deliveries: int
+    first_seen: float
+    updated_at: float
+    next_attempt_at: float | None
+    salesforce_ids: dict[str, str]
+    last_error: dict[str, Any] | None
+    summary: str
+
+    @property
+    def retryable(self) -> bool | None:
+        return None if self.last_error is None else bool(self.last_error.get("retryable"))
+
+    @classmethod
+    def from_hash(cls, data: dict[str, str]) -> Record:
+        return cls(
+            call_id=data["call_id"],
+            state=State(data.get("state", "queued")),
+            attempts=int(data.get("attempts", 0)),
+            failures=int(data.get("failures", 0)),
+            deliveries=int(data.get("deliveries", 0)),
+            first_seen=float(data.get("first_seen", 0)),
+            updated_at=float(data.get("updated_at", 0)),
+            next_attempt_at=float(data["next_attempt_at"]) if data.get("next_attempt_at") else None,
+            salesforce_ids=json.loads(data.get("salesforce_ids") or "{}"),
+            last_error=json.loads(data["last_error"]) if data.get("last_error") else None,
+            summary=data.get("summary", ""),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "call_id": self.call_id,
+            "state": self.state.value,
+            "attempts": self.attempts,
+            "failures": self.failures,
+            "deliveries": self.deliveries,
+            "first_seen": _iso(self.first_seen),
+            "updated_at": _iso(self.updated_at),
+            "next_attempt_at": _iso(self.next_attempt_at) if self.next_attempt_at else None,
+            "salesforce_ids": self.salesforce_ids,
+            "last_error": self.last_error,
+            "summary": self.summary,
+        }
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+
+
+class Ledger:
+    """Reads and moves ledger records. Every transition is one atomic Redis transaction."""
+
+    def __init__(self, client: redis.Redis, *, retention_days: int = 30, prefix: str = "crm-sync") -> None:
+        self.r = client
+        self.retention_seconds = retention_days * 86400
+        self.prefix = prefix
+        self._accept = self.r.register_script(_ACCEPT)
+
+    # -- keys ---------------------------------------------------------------------------------------------
+    def _call(self, call_id: str) -> str:
+        return f"{self.prefix}:call:{call_id}"
+
+    def _history(self, call_id: str) -> str:
+        return f"{self.prefix}:history:{call_id}"
+
+    def _state(self, state: State) -> str:
+        return f"{self.prefix}:state:{state.value}"
+
+    @property
+    def due_key(self) -> str:
+        return f"{self.prefix}:due"
+
+    # -- transitions --------------------------------------------------------------------------------------
+    def accept(self, call_id: str, *, source: str, detail: dict[str, Any] | None = None, force: bool = False) -> State | None:
+        """Record an accepted trigger (webhook, CLI, replay). Returns the state the call had before (None if new).
+
+        The caller enqueues a sync only when this returns None or ``failed`` (or when ``force``); a webhook
+        redelivered for a queued, syncing or synced call is counted and logged, nothing more.
+        """
+        now = time.time()
+        event = json.dumps({"at": now, "event": "accepted", "source": source, **(detail or {})})
+        keys = [self._call(call_id), self._history(call_id), *(self._state(s) for s in State)]
+        before = cast(bytes | str, self._accept(keys=keys, args=[call_id, now, event, "1" if force else "0"]))
+        text = before.decode() if isinstance(before, bytes) else before
+        return State(text) if text else None
+
+    def start(self, call_id: str) -> None:
+        """The sync of ``call_id`` begins (a worker holds its lock)."""
+        self._move(call_id, State.SYNCING, {"event": "started"}, incr_attempts=True)
+
+    def synced(self, call_id: str, *, salesforce_ids: dict[str, str], summary: str) -> None:
+        self._move(
+            call_id,
+            State.SYNCED,
+            {"event": "synced", "salesforce_ids": salesforce_ids, "summary": summary},
+            fields={"salesforce_ids": json.dumps(salesforce_ids), "summary": summary, "last_error": ""},
+        )
+
+    def skipped(self, call_id: str, *, error: SyncError) -> None:
+        record = error.as_record()
+        self._move(
+            call_id,
+            State.SKIPPED,
+            {"event": "skipped", "error": record},
+            fields={"last_error": json.dumps(record), "summary": error.message[:300]},
+        )
+
+    def failed(self, call_id: str, *, error: SyncError, salesforce_ids: dict[str, str] | None = None) -> None:
+        record = error.as_record()
+        fields = {"last_error": json.dumps(record), "summary": error.message[:300]}
+        if salesforce_ids:
+            fields["salesforce_ids"] = json.dumps(salesforce_ids)
+        self._move(call_id, State.FAILED, {"event": "failed", "error": record}, fields=fields, incr_failures=True)
+
+    def retry_later(self, call_id: str, *, error: SyncError, due_at: float, counts_as_failure: bool = True) -> None:
+        """Back to ``queued`` with the error; swept again at ``due_at``. Holds (daily limit) do not count."""
+        record = error.as_record()
+        self._move(
+            call_id,
+            State.QUEUED,
+            {"event": "retry_scheduled" if counts_as_failure else "held", "error": record, "due_at": due_at},
+            fields={"last_error": json.dumps(record), "next_attempt_at": str(due_at), "summary": error.message[:300]},
+            incr_failures=counts_as_failure,
+            due_at=due_at,
+        )
+
+    def note(self, call_id: str, event: str, **detail: Any) -> None:
+        """Append an event to the call's history without changing its state."""
+        pipe = self.r.pipeline()
+        pipe.rpush(self._history(call_id), json.dumps({"at": time.time(), "event": event, **detail}))
+        pipe.ltrim(self._history(call_id), -HISTORY_CAP, -1)
+        pipe.execute()
+
+    def _move(
+        self,
+        call_id: str,
+        state: State,
+        event: dict[str, Any],
+        *,
+        fields: dict[str, str] | None = None,
+        incr_attempts: bool = False,
+        incr_failures: bool = False,
+        due_at: float | None = None,
+    ) -> None:
+        now = time.time()
+        key, history = self._call(call_id), self._history(call_id)
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hsetnx(key, "first_seen", now)
+        pipe.hset(key, mapping={"call_id": call_id, "state": state.value, "updated_at": now, **(fields or {})})
+        if incr_attempts:
+            pipe.hincrby(key, "attempts", 1)
+        if incr_failures:
+            pipe.hincrby(key, "failures", 1)
+        if due_at is None:
+            pipe.hdel(key, "next_attempt_at")
+            pipe.zrem(self.due_key, call_id)
+        else:
+            pipe.zadd(self.due_key, {call_id: due_at})
+        for other in State:
+            pipe.zrem(self._state(other), call_id)
+        pipe.zadd(self._state(state), {call_id: now})
+        pipe.rpush(history, json.dumps({"at": now, "state": state.value, **event}))
+        pipe.ltrim(history, -HISTORY_CAP, -1)
+        if state in RESOLVED and self.retention_seconds > 0:
+            pipe.expire(key, self.retention_seconds)
+            pipe.expire(history, self.retention_seconds)
+        else:
+            pipe.persist(key)
+            pipe.persist(history)
+        pipe.execute()
+
+    # -- reads --------------------------------------------------------------------------------------------
+    def get(self, call_id: str) -> Record | None:
+        data = self.r.hgetall(self._call(call_id))
+        if not data:
+            return None
+        return Record.from_hash({_s(k): _s(v) for k, v in cast(dict[Any, Any], data).items()})
+
+    def history(self, call_id: str) -> list[dict[str, Any]]:
+        return [json.loads(item) for item in cast(list[Any], self.r.lrange(self._history(call_id), 0, -1))]
+
+    def list(
+        self,
+        *,
+        states: list[State] | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        reason: str | None = None,
+        limit: int = 1000,
+    ) -> list[Record]:
+        """Records in ``states`` (default: all) updated within [since, until], newest first; ``reason``
+        filters on the last error's code, class or message (case-insensitive substring)."""
+        found: list[Record] = []
+        for state in states or list(State):
+            ids = self.r.zrevrangebyscore(self._state(state), until if until is not None else "+inf",
+                                          since if since is not None else "-inf")
+            for raw in cast(list[Any], ids):
+                record = self.get(_s(raw))
+                if record is None:
+                    self.r.zrem(self._state(state), raw)  # expired resolved record: drop its index entry
+                    continue
+                if reason and not _matches(record, reason):
+                    continue
+                found.append(record)
+        found.sort(key=lambda rec: rec.updated_at, reverse=True)
+        return found[:limit]
+
+    def counts(self) -> dict[str, int]:
+        return {state.value: int(self.r.zcard(self._state(state))) for state in State}  # type: ignore[arg-type]
+
+    def claim_due(self, now: float | None = None, limit: int = 500) -> list[str]:
+        """Take the calls whose retry/hold time has come. Safe with several sweepers: ZREM decides the claim."""
+        now = time.time() if now is None else now
+        claimed = []
+        for raw in cast(list[Any], self.r.zrangebyscore(self.due_key, "-inf", now, start=0, num=limit)):
+            if self.r.zrem(self.due_key, raw):
+                claimed.append(_s(raw))
+        return claimed
+
+    def unclaim(self, call_id: str, due_at: float) -> None:
+        self.r.zadd(self.due_key, {call_id: due_at})
+
+    def stale(self, older_than: float, limit: int = 500) -> list[str]:
+        """Calls queued or syncing, not due for a retry, untouched since ``older_than``: their task was lost."""
+        found = []
+        for state in (State.QUEUED, State.SYNCING):
+            for raw in cast(list[Any], self.r.zrangebyscore(self._state(state), "-inf", older_than, start=0, num=limit)):
+                call_id = _s(raw)
+                if self.r.zscore(self.due_key, call_id) is None:
+                    found.append(call_id)
+        return found
+
+    def touch(self, call_id: str) -> None:
+        """Mark a queued/syncing record as alive again (after re-enqueueing a stale one)."""
+        now = time.time()
+        record = self.get(call_id)
+        if record is None:
+            return
+        pipe = self.r.pipeline(transaction=True)
+        pipe.hset(self._call(call_id), "updated_at", now)
+        pipe.zadd(self._state(record.state), {call_id: now})
+        pipe.execute()
+
+    def purge(self, *, before: float, states: list[State] | None = None) -> int:
+        """Delete records (and history) last updated before ``before``. Defaults to resolved and failed ones;
+        never touches queued or syncing records."""
+        removed = 0
+        for state in states or [State.SYNCED, State.SKIPPED, State.FAILED]:
+            if state in (State.QUEUED, State.SYNCING):
+                continue
+            for raw in cast(list[Any], self.r.zrangebyscore(self._state(state), "-inf", before)):
+                call_id = _s(raw)
+                pipe = self.r.pipeline(transaction=True)
+                pipe.delete(self._call(call_id), self._history(call_id))
+                pipe.zrem(self._state(state), call_id)
+                pipe.zrem(self.due_key, call_id)
+                pipe.execute()
+                removed += 1
+        return removed
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _matches(record: Record, reason: str) -> bool:
+    error = record.last_error or {}
+    haystack = " ".join(str(error.get(k) or "") for k in ("code", "class", "message", "stage")).lower()
+    return reason.lower() in haystack

@@ -1,0 +1,75 @@
+"""Structured logging: every log line is an event with fields (structlog), secrets and phones scrubbed.
+
+Two guards, so a careless call site cannot leak: fields whose *name* is sensitive are replaced, and any
+configured secret value found anywhere in a rendered line is replaced by ``[redacted]``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+
+from worker.phones import mask
+
+_SENSITIVE_KEYS = re.compile(r"(authorization|password|secret|token|api_key|private_key|session_id|assertion)", re.I)
+_PHONE_KEYS = re.compile(r"(phone|number)$", re.I)
+_secrets: set[str] = set()
+
+
+def register_secrets(values: Iterable[str]) -> None:
+    """Values never to appear in logs (API secrets, tokens, webhook secrets); empty strings are ignored."""
+    _secrets.update(v for v in values if v and len(v) >= 4)
+
+
+def _scrub_value(value: Any) -> Any:
+    if isinstance(value, str):
+        for secret in _secrets:
+            if secret in value:
+                value = value.replace(secret, "[redacted]")
+    return value
+
+
+def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    for key in list(event):
+        if _SENSITIVE_KEYS.search(key):
+            event[key] = "[redacted]"
+        elif _PHONE_KEYS.search(key) and isinstance(event[key], str):
+            event[key] = mask(event[key])
+        else:
+            event[key] = _scrub_value(event[key])
+    return event
+
+
+def configure_logging(fmt: str = "console", level: int = logging.INFO) -> None:
+    """Configure structlog and the stdlib root logger once per process (web, worker, CLI)."""
+    renderer: Any = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        _redact,
+    ]
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(processors=[_final_scrub, renderer], foreign_pre_chain=shared)
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _final_scrub(logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    event = structlog.stdlib.ProcessorFormatter.remove_processors_meta(logger, name, event)
+    return _redact(logger, name, event)

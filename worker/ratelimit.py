@@ -1,0 +1,56 @@
+"""A rate limit shared by every worker on every machine, kept in Redis (the ``limits`` library).
+
+Twenty2 allows 60 requests a minute per workspace. Each worker thread calls ``acquire()`` before each
+request; when the moving window is full it sleeps until a slot frees, so a backlog drains at the limit
+instead of in 429 storms.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import structlog
+from limits import RateLimitItemPerMinute
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter
+
+log = structlog.get_logger(__name__)
+
+
+class SharedRateLimit:
+    """``per_minute`` requests per minute for ``key`` across processes; ``per_minute <= 0`` disables it."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        key: str,
+        per_minute: int,
+        max_wait: float = 300.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.key = key
+        self.per_minute = per_minute
+        self.max_wait = max_wait
+        self._sleep = sleep
+        self._item = RateLimitItemPerMinute(max(per_minute, 1))
+        self._limiter = MovingWindowRateLimiter(RedisStorage(redis_url, key_prefix="crm-sync-rl")) if per_minute > 0 else None
+
+    def acquire(self) -> None:
+        """Block until a request may be sent (at most ``max_wait`` seconds, then send anyway: the client's
+        own 429 handling is the backstop)."""
+        if self._limiter is None:
+            return
+        deadline = time.monotonic() + self.max_wait
+        waited = 0.0
+        while not self._limiter.hit(self._item, self.key):
+            stats = self._limiter.get_window_stats(self._item, self.key)
+            pause = min(max(stats.reset_time - time.time(), 0.05), 5.0)
+            if time.monotonic() + pause > deadline:
+                log.warning("ratelimit.gave_up_waiting", key=self.key, waited=round(waited, 1))
+                return
+            self._sleep(pause)
+            waited += pause
+        if waited:
+            log.debug("ratelimit.waited", key=self.key, seconds=round(waited, 2))

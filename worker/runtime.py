@@ -1,0 +1,83 @@
+"""What one process needs, built once from ``Settings``: Redis, the ledger, and (lazily) the API clients."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import redis
+from celery import Celery
+
+from worker.celery_app import make_celery
+
+from worker.ledger import Ledger
+from worker.logs import register_secrets
+from worker.settings import Settings
+
+if TYPE_CHECKING:
+    from worker.pipeline import Services
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    _services: Services | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        register_secrets(
+            [
+                s.twenty2_api_key.get_secret_value(),
+                s.twenty2_api_secret.get_secret_value(),
+                s.salesforce_access_token.get_secret_value(),
+                s.salesforce_password.get_secret_value(),
+                s.salesforce_security_token.get_secret_value(),
+                s.salesforce_client_secret.get_secret_value(),
+                *s.webhook_secrets,
+            ]
+        )
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        return redis.Redis.from_url(
+            self.settings.redis_url, socket_timeout=3, socket_connect_timeout=2, health_check_interval=10
+        )
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.redis, retention_days=self.settings.crm_sync_ledger_retention_days)
+
+    @cached_property
+    def celery(self) -> Celery:
+        """A Celery app bound to this runtime's broker, for publishing."""
+        return make_celery(self.settings)
+
+    def enqueue(self, call_id: str) -> None:
+        """Queue ``sync_call(call_id)``; raises when the broker cannot take it (after a short retry)."""
+        self.celery.send_task("crm_sync.sync_call", args=[call_id])
+
+    @property
+    def services(self) -> Services:
+        with self._lock:
+            if self._services is None:
+                # Imported here: the web process never needs the API clients.
+                from worker.pipeline import Services
+
+                self._services = Services.from_settings(self.settings)
+            return self._services
+
+
+_runtime: Runtime | None = None
+_runtime_lock = threading.Lock()
+
+
+def get_runtime() -> Runtime:
+    """The process-wide runtime (worker and web processes), built from the environment on first use."""
+    global _runtime
+    with _runtime_lock:
+        if _runtime is None:
+            _runtime = Runtime(Settings())
+        return _runtime

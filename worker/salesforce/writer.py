@@ -1,0 +1,114 @@
+"""Send a ``SyncPlan`` to Salesforce as ONE composite request with ``allOrNone``: all of it or none of it.
+
+A composite request counts as one API call. Upserts keyed by the call id make a redelivered or replayed
+call update the same Tasks instead of adding new ones. A Task's ``TaskSubtype`` can only be set when the
+Task is created; when the upsert finds the Task already there Salesforce refuses the field, so the
+request is sent once more without it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+from urllib.parse import quote
+
+import structlog
+
+from worker.errors import SalesforceRejected, Stage, SyncError
+from worker.plan import RecordWrite, Ref, SyncPlan
+from worker.salesforce.client import classify_errors
+
+log = structlog.get_logger(__name__)
+
+HALTED = "PROCESSING_HALTED"
+
+
+class CompositeClient(Protocol):
+    def composite(self, subrequests: list[dict[str, Any]], *, all_or_none: bool) -> list[dict[str, Any]]: ...
+
+
+class PlanWriter:
+    """Applies plans through ``client.composite``; returns the Salesforce ids written, by plan ref."""
+
+    def __init__(self, client: CompositeClient, *, api_version: str) -> None:
+        self.client = client
+        self.base = f"/services/data/v{api_version}"
+
+    def apply(self, plan: SyncPlan) -> dict[str, str]:
+        writes = list(plan.writes)
+        try:
+            return self._send(writes)
+        except SalesforceRejected as exc:
+            if not _refuses_create_only(exc, writes):
+                raise
+            log.info("salesforce.task_exists_resend", call_id=plan.call_id)
+            trimmed = [
+                RecordWrite(w.ref, w.sobject, w.method, {k: v for k, v in w.fields.items() if k not in w.create_only},
+                            w.record_id, w.external_id)
+                for w in writes
+            ]
+            return self._send(trimmed)
+
+    def subrequests(self, writes: list[RecordWrite]) -> list[dict[str, Any]]:
+        """The composite subrequests for ``writes`` (public for dry runs and tests)."""
+        return [self._subrequest(w) for w in writes]
+
+    def _send(self, writes: list[RecordWrite]) -> dict[str, str]:
+        results = self.client.composite(self.subrequests(writes), all_or_none=True)
+        by_ref = {r.get("referenceId"): r for r in results}
+        failures = [r for r in results if int(r.get("httpStatusCode", 500)) >= 300 and not _halted(r)]
+        if failures or any(int(r.get("httpStatusCode", 500)) >= 300 for r in results):
+            raise _composite_error(failures or results)
+        ids: dict[str, str] = {}
+        for write in writes:
+            body = by_ref.get(write.ref, {}).get("body")
+            record_id = body.get("id") if isinstance(body, dict) else None
+            ids[write.ref] = str(record_id or write.record_id or "")
+        return ids
+
+    def _subrequest(self, write: RecordWrite) -> dict[str, Any]:
+        body = {k: _render(v) for k, v in write.fields.items()}
+        if write.method == "create":
+            return {"method": "POST", "url": f"{self.base}/sobjects/{write.sobject}", "referenceId": write.ref, "body": body}
+        if write.method == "update":
+            return {
+                "method": "PATCH",
+                "url": f"{self.base}/sobjects/{write.sobject}/{quote(str(write.record_id), safe='')}",
+                "referenceId": write.ref,
+                "body": body,
+            }
+        if write.method == "upsert" and write.external_id is not None:
+            field, value = write.external_id
+            return {
+                "method": "PATCH",
+                "url": f"{self.base}/sobjects/{write.sobject}/{field}/{quote(value, safe='')}",
+                "referenceId": write.ref,
+                "body": body,
+            }
+        raise ValueError(f"cannot send write {write.ref}: method {write.method}")
+
+
+def _render(value: Any) -> Any:
+    return f"@{{{value.name}.id}}" if isinstance(value, Ref) else value
+
+
+def _halted(result: dict[str, Any]) -> bool:
+    body = result.get("body")
+    return isinstance(body, list) and all(isinstance(e, dict) and e.get("errorCode") == HALTED for e in body)
+
+
+def _composite_error(failures: list[dict[str, Any]]) -> SyncError:
+    first = failures[0]
+    body = first.get("body")
+    items = body if isinstance(body, list) else [{"errorCode": "UNKNOWN", "message": str(body)[:300]}]
+    error = classify_errors(items, int(first.get("httpStatusCode", 500)))
+    error.stage = Stage.WRITE
+    error.details.setdefault("referenceId", first.get("referenceId"))
+    return error
+
+
+def _refuses_create_only(exc: SyncError, writes: list[RecordWrite]) -> bool:
+    if exc.code != "INVALID_FIELD_FOR_INSERT_UPDATE":
+        return False
+    create_only = {f for w in writes for f in w.create_only if f in w.fields}
+    fields = set(exc.details.get("fields") or [])
+    return bool(create_only) and (bool(create_only & fields) or any(f in exc.message for f in create_only))

@@ -1,0 +1,111 @@
+"""Both sandboxes on loopback HTTPS (one trustme CA), plus the settings that point the service at them.
+
+Used by ``crm-sync run``/``demo``/``sandbox``, the end-to-end tests, the benchmark and the chaos run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import threading
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from worker.plan import CALLBACK_SUFFIX
+from worker.sandbox.salesforce import SalesforceState
+from worker.sandbox.salesforce import create_app as salesforce_app
+from worker.sandbox.serve import TLSFiles, make_tls_files, serve_in_thread
+from worker.sandbox.twenty2 import Twenty2State
+from worker.sandbox.twenty2 import create_app as twenty2_app
+from worker.settings import Settings
+
+API_VERSION = "62.0"
+SEED_CALL = "call_9c4d7e12ab"
+FAILED_CALL = "6a100328ba090039ac8610a2"
+
+
+class Sandboxes:
+    """Start with ``with Sandboxes(dir) as boxes:``; ``boxes.env`` / ``boxes.settings()`` point at them."""
+
+    def __init__(self, tls_dir: Path, *, twenty2_port: int | None = None, salesforce_port: int | None = None) -> None:
+        self.tls: TLSFiles = make_tls_files(tls_dir)
+        self.twenty2 = Twenty2State()
+        self.salesforce = SalesforceState(demo=True)
+        self._ports = (twenty2_port, salesforce_port)
+        self._stack = contextlib.ExitStack()
+        self.twenty2_url = ""
+        self.salesforce_url = ""
+
+    def __enter__(self) -> Sandboxes:
+        t2_root = self._stack.enter_context(serve_in_thread(twenty2_app(self.twenty2), self.tls, self._ports[0]))
+        self.twenty2_url = f"{t2_root}/api"
+        self.twenty2.base_url = self.twenty2_url
+        self.salesforce_url = self._stack.enter_context(
+            serve_in_thread(salesforce_app(self.salesforce), self.tls, self._ports[1])
+        )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment variables for child processes (web, worker, beat)."""
+        oauth = self.salesforce.oauth
+        return {
+            "TWENTY2_BASE_URL": self.twenty2_url,
+            "TWENTY2_WORKSPACE_ID": self.twenty2.workspace_id,
+            "TWENTY2_API_KEY": self.twenty2.api_key,
+            "TWENTY2_API_SECRET": self.twenty2.api_secret,
+            "SALESFORCE_LOGIN_URL": self.salesforce_url,
+            "SALESFORCE_CLIENT_ID": oauth.client_id,
+            "SALESFORCE_CLIENT_SECRET": oauth.client_secret,
+            "SALESFORCE_API_VERSION": API_VERSION,
+            "CRM_SYNC_CA_BUNDLE": str(self.tls.ca_pem),
+        }
+
+    def settings(self, **overrides: Any) -> Settings:
+        """Settings pointing at the sandboxes (client-credentials login), ignoring any ``.env`` file."""
+        values: dict[str, Any] = {k.lower(): v for k, v in self.env.items()}
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    def sample_call_ids(self, count: int) -> list[str]:
+        """The docs' completed example, the docs' failed call, and calls to demo Leads (one converted)."""
+        demo = self.salesforce.demo_ids
+        phones = [self.salesforce.get(demo[name])["Phone"] or self.salesforce.get(demo[name])["MobilePhone"]
+                  for name in ("arjun", "meera")]
+        extra = self.twenty2.add_generated_calls(max(0, count - 2), seed=11, phones=phones)
+        return [SEED_CALL, FAILED_CALL, *extra][:count]
+
+    def tasks_for(self, call_id: str) -> list[dict[str, Any]]:
+        keys = {call_id, call_id + CALLBACK_SUFFIX}
+        return [t for t in self.salesforce.records("Task") if t.get("Twenty2_Call_Id__c") in keys]
+
+    def print_salesforce(self, console: Console, call_ids: list[str]) -> None:
+        """What the Salesforce sandbox now holds for ``call_ids``: the Tasks and the Leads they hang on."""
+        table = Table("call", "Task subject", "due / reminder (UTC)", "on", "Lead now", title="Salesforce sandbox")
+        for call_id in call_ids:
+            for task in self.tasks_for(call_id):
+                who = self.salesforce.get(task.get("WhoId") or "") or {}
+                lead = f"{who.get('Status', '')} / {who.get('Rating', '')}" if who.get("Id", "").startswith("00Q") else ""
+                due = f"{task.get('ActivityDate') or ''} {task.get('ReminderDateTime') or ''}".strip()
+                name = f"{who.get('attributes', {}).get('type', '') or who.get('Id', '')[:3]} {who.get('FirstName') or ''} {who.get('LastName') or ''}"
+                table.add_row(call_id, str(task.get("Subject")), due, name.strip(), lead)
+        console.print(table)
+
+
+def serve_sandboxes_forever(directory: Path) -> None:
+    """``crm-sync sandbox``: serve both sandboxes until interrupted; write ``DIR/sandbox.env``."""
+    with Sandboxes(directory) as boxes:
+        env_file = directory / "sandbox.env"
+        env_file.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in boxes.env.items()))
+        env_file.chmod(0o600)
+        print(f"Twenty2 sandbox:    {boxes.twenty2_url}")  # noqa: T201 - CLI output
+        print(f"Salesforce sandbox: {boxes.salesforce_url}")  # noqa: T201
+        print(f"settings to use them: source {env_file}")  # noqa: T201
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()

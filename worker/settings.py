@@ -1,0 +1,215 @@
+"""Typed settings, read from the environment (and `.env`).
+
+Every field's ``description`` is its help text: the README table and ``crm-sync settings`` print it.
+Secrets are ``SecretStr`` so that printing a ``Settings`` never shows them.
+Settings are data: build one ``Settings`` at the edge (CLI, web app, Celery worker) and pass it in.
+"""
+
+from __future__ import annotations
+
+from datetime import time
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class UnknownNumberPolicy(StrEnum):
+    CREATE = "create"
+    SKIP = "skip"
+
+
+class SalesforceAuthFlow(StrEnum):
+    ACCESS_TOKEN = "access_token"
+    PASSWORD = "password"
+    CLIENT_CREDENTIALS = "client_credentials"
+    JWT_BEARER = "jwt_bearer"
+
+
+class Settings(BaseSettings):
+    """All settings of the service. Field names are the environment variable names (case-insensitive)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- Redis / Celery -------------------------------------------------------------------------------
+    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the Celery broker, results and the sync ledger.")
+    celery_visibility_timeout: int = Field(
+        3600, description="Seconds before Redis redelivers an unacknowledged task; longer than the longest task."
+    )
+    worker_concurrency: int = Field(16, description="Threads per Celery worker (the work is I/O-bound).")
+
+    # --- Twenty2 -----------------------------------------------------------------------------------------
+    twenty2_base_url: str = Field("https://api.twentytwo.in/api", description="Twenty2 API base URL.")
+    twenty2_workspace_id: str = Field("", description="Twenty2 workspace id, sent as x-workspace-id.")
+    twenty2_api_key: SecretStr = Field(SecretStr(""), description="Twenty2 API key (Basic auth user).")
+    twenty2_api_secret: SecretStr = Field(SecretStr(""), description="Twenty2 API secret (Basic auth password).")
+    twenty2_connect_timeout: float = Field(3.05, description="Seconds to connect to Twenty2.")
+    twenty2_read_timeout: float = Field(15.0, description="Seconds to wait for a Twenty2 response.")
+    twenty2_rate_limit_per_minute: int = Field(
+        60, description="Requests per minute allowed towards Twenty2, per workspace, shared by all workers."
+    )
+    twenty2_webhook_secret: SecretStr = Field(
+        SecretStr(""),
+        description="Shared secret(s) for the intake, comma-separated to rotate; sent as path token or Bearer.",
+    )
+
+    # --- Salesforce -------------------------------------------------------------------------------------
+    salesforce_instance_url: str = Field("", description="Instance URL, with SALESFORCE_ACCESS_TOKEN.")
+    salesforce_access_token: SecretStr = Field(SecretStr(""), description="A ready session/access token.")
+    salesforce_login_url: str = Field(
+        "https://login.salesforce.com", description="OAuth host: login, test (sandbox), My Domain or local sandbox."
+    )
+    salesforce_username: str = Field("", description="Username (password or JWT bearer flow).")
+    salesforce_password: SecretStr = Field(SecretStr(""), description="Password (password flow).")
+    salesforce_security_token: SecretStr = Field(SecretStr(""), description="Security token appended to the password.")
+    salesforce_client_id: str = Field("", description="Connected-app consumer key (client credentials, JWT, password).")
+    salesforce_client_secret: SecretStr = Field(SecretStr(""), description="Connected-app consumer secret.")
+    salesforce_private_key_file: str = Field("", description="PEM private key for the JWT bearer flow.")
+    salesforce_api_version: str = Field("62.0", description="Salesforce REST API version.")
+    salesforce_task_external_id_field: str = Field(
+        "Twenty2_Call_Id__c", description="Task custom field (Text, External ID) holding the call id: makes writes idempotent."
+    )
+    salesforce_timeout: float = Field(30.0, description="Seconds to wait for a Salesforce response.")
+
+    # --- Behaviour ----------------------------------------------------------------------------------------
+    crm_sync_ca_bundle: str = Field(
+        "", description="CA bundle for outgoing HTTPS (the sandbox's CA in demo/tests); empty = system store."
+    )
+    crm_sync_lead_id_param: str = Field(
+        "salesforce_id", description="input_parameters key that carries the Salesforce Lead id."
+    )
+    crm_sync_phone_region: str = Field("IN", description="Default region for phone numbers without country code.")
+    crm_sync_unknown_number: UnknownNumberPolicy = Field(
+        UnknownNumberPolicy.CREATE, description="No Lead for the number: create one, or skip and record why."
+    )
+    crm_sync_new_lead_company: str = Field(
+        "Unknown (Twenty2 call)", description="Company written on Leads created for unknown numbers."
+    )
+    crm_sync_mapping_file: Path = Field(
+        REPO_ROOT / "config" / "mapping.toml", description="Mapping of output parameters to Salesforce fields."
+    )
+    crm_sync_timezone: str = Field("Asia/Kolkata", description="Workspace time zone for callback times.")
+    crm_sync_calling_window: str = Field("09:00-21:00", description="Hours (workspace zone) when callbacks may be due.")
+    crm_sync_working_days: str = Field(
+        "Mon,Tue,Wed,Thu,Fri,Sat", description="Days on which vague callbacks may fall due."
+    )
+    crm_sync_max_attempts: int = Field(8, description="Attempts for a retryable failure before it is recorded failed.")
+    crm_sync_retry_base_seconds: float = Field(10.0, description="First retry delay; doubles each attempt (jittered).")
+    crm_sync_retry_max_seconds: float = Field(900.0, description="Largest retry delay.")
+    crm_sync_ledger_retention_days: int = Field(
+        30, description="Days resolved (synced/skipped) ledger records are kept; unresolved ones are never expired."
+    )
+    crm_sync_http_host: str = Field("127.0.0.1", description="Intake bind address.")
+    crm_sync_http_port: int = Field(8000, description="Intake port (Procfile uses $PORT when set).")
+    crm_sync_log_format: str = Field("console", description="Log rendering: console or json.")
+
+    # --- Intake security ---------------------------------------------------------------------------------
+    crm_sync_intake_signing_secret: SecretStr = Field(
+        SecretStr(""),
+        description="HMAC-SHA256 signing secret(s), comma-separated to rotate; empty = no signature check.",
+    )
+    crm_sync_intake_signature_header: str = Field(
+        "X-Twenty2-Signature", description="Header carrying the body signature (sha256=<hex> or bare hex)."
+    )
+    crm_sync_intake_timestamp_header: str = Field(
+        "X-Twenty2-Timestamp", description="Header carrying the signed Unix timestamp (seconds)."
+    )
+    crm_sync_intake_signature_tolerance: int = Field(
+        300, description="Seconds a signed timestamp may lie in the past or future (the replay window)."
+    )
+    crm_sync_intake_signature_only: bool = Field(
+        False, description="With signing secrets set, a valid signature alone suffices (no shared secret)."
+    )
+    crm_sync_intake_rate_limit_per_minute: int = Field(
+        600, description="Webhook requests per minute per source address, shared via Redis; 0 disables."
+    )
+    crm_sync_trusted_proxies: str = Field(
+        "", description="Comma-separated proxy IPs/networks whose X-Forwarded-For names the real client."
+    )
+
+    @field_validator("crm_sync_timezone")
+    @classmethod
+    def _valid_zone(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    @field_validator("crm_sync_calling_window")
+    @classmethod
+    def _valid_window(cls, value: str) -> str:
+        _parse_window(value)
+        return value
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.crm_sync_timezone)
+
+    @cached_property
+    def calling_window(self) -> tuple[time, time]:
+        return _parse_window(self.crm_sync_calling_window)
+
+    @cached_property
+    def working_days(self) -> frozenset[int]:
+        names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        return frozenset(names.index(d.strip().lower()[:3]) for d in self.crm_sync_working_days.split(",") if d.strip())
+
+    @property
+    def webhook_secrets(self) -> list[str]:
+        return [s.strip() for s in self.twenty2_webhook_secret.get_secret_value().split(",") if s.strip()]
+
+    @property
+    def salesforce_auth_flow(self) -> SalesforceAuthFlow:
+        """Which login flow the Salesforce settings select (first match wins)."""
+        if self.salesforce_instance_url and self.salesforce_access_token.get_secret_value():
+            return SalesforceAuthFlow.ACCESS_TOKEN
+        if self.salesforce_private_key_file and self.salesforce_client_id and self.salesforce_username:
+            return SalesforceAuthFlow.JWT_BEARER
+        if self.salesforce_username and self.salesforce_password.get_secret_value():
+            return SalesforceAuthFlow.PASSWORD
+        if self.salesforce_client_id and self.salesforce_client_secret.get_secret_value():
+            return SalesforceAuthFlow.CLIENT_CREDENTIALS
+        raise ValueError("no Salesforce credentials set")
+
+    @property
+    def has_twenty2_credentials(self) -> bool:
+        return bool(self.twenty2_api_key.get_secret_value() and self.twenty2_workspace_id)
+
+    @property
+    def has_salesforce_credentials(self) -> bool:
+        try:
+            self.salesforce_auth_flow  # noqa: B018 - property raises when nothing is set
+        except ValueError:
+            return False
+        return True
+
+    @property
+    def requests_verify(self) -> str | bool:
+        """Value for ``requests``' ``verify``: the CA bundle when set, else the system store. Never False."""
+        return self.crm_sync_ca_bundle or True
+
+
+def _parse_window(value: str) -> tuple[time, time]:
+    start, _, end = value.partition("-")
+    first, last = time.fromisoformat(start.strip()), time.fromisoformat(end.strip())
+    if not first < last:
+        raise ValueError(f"calling window {value!r}: start must be before end")
+    return first, last
+
+
+def settings_help() -> list[tuple[str, str, str]]:
+    """(ENV_NAME, default, help) for every setting, for the README and ``crm-sync settings``."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, SecretStr):
+            shown = "(secret)"
+        else:
+            shown = str(default.value if isinstance(default, StrEnum) else default)
+            if isinstance(default, Path):
+                shown = str(default.relative_to(REPO_ROOT)) if default.is_relative_to(REPO_ROOT) else shown
+        rows.append((name.upper(), shown, field.description or ""))
+    return rows

@@ -1,0 +1,1 @@
+"""Twenty2 API: typed models and the HTTP client."""

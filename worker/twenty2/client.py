@@ -1,0 +1,526 @@
+"""HTTP client of the Twenty2 API: fetch one call's detail and its transcript, sorted into typed errors.
+
+Contract:
+
+- ``get_call_detail(call_id)`` returns a validated, *final* ``CallDetail`` or raises a ``Twenty2Error``
+  subclass from ``worker.errors`` (stage ``fetch``, ``code`` = Twenty2's code or ``HTTP_<status>``).
+- ``fetch_transcript(link)`` returns the transcript text (at most ``TRANSCRIPT_MAX_BYTES``), or None when
+  there is none to fetch (missing, not available, past ``expires_at``, or storage answers 403/404/410).
+- Transient failures (connection errors, timeouts, 429, 5xx) are retried here with bounded exponential
+  backoff and jitter, honouring ``Retry-After``; when the attempts run out the last typed error is raised.
+  Everything else is raised at once.
+- Twenty2 documents two error bodies (``shared/reference/twenty2-api.md`` §4); both are read, and so are
+  bodies that are not JSON at all (gateways answer HTML).
+- Secrets (key, secret, Authorization header) and full phone numbers never reach logs or exceptions.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.metadata
+import random
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+import structlog
+from pydantic import ValidationError
+from requests.adapters import HTTPAdapter
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+
+from worker.errors import (
+    CallNotFinal,
+    CallNotFound,
+    Stage,
+    Twenty2BadRequest,
+    Twenty2BadResponse,
+    Twenty2Error,
+    Twenty2Forbidden,
+    Twenty2RateLimited,
+    Twenty2Unauthorized,
+    Twenty2Unavailable,
+)
+from worker.settings import Settings
+from worker.twenty2.models import CallDetail, Link, is_call_id
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
+
+#: Transcripts larger than this are cut (they are plain text; a real one is a few KB).
+TRANSCRIPT_MAX_BYTES = 1024 * 1024
+
+#: Storage answers that mean "this link is no longer valid" (a signed URL past its expiry, or deleted).
+TRANSCRIPT_GONE_STATUSES = frozenset({403, 404, 410})
+
+#: Error classes the client retries itself; anything else is raised on the first occurrence.
+TRANSIENT_ERRORS: tuple[type[Twenty2Error], ...] = (Twenty2Unavailable, Twenty2RateLimited)
+
+#: HTTP status → error class. Checked first: the status line is what both doc pages agree on.
+ERROR_BY_STATUS: Mapping[int, type[Twenty2Error]] = {
+    400: Twenty2BadRequest,
+    401: Twenty2Unauthorized,
+    403: Twenty2Forbidden,
+    404: CallNotFound,
+    422: Twenty2BadRequest,
+    429: Twenty2RateLimited,
+}
+
+#: Documented error codes (format A) → error class, for statuses the table above does not name.
+ERROR_BY_CODE: Mapping[str, type[Twenty2Error]] = {
+    "UNAUTHORIZED": Twenty2Unauthorized,
+    "FORBIDDEN": Twenty2Forbidden,
+    "CALL_NOT_FOUND": CallNotFound,
+    "INVALID_ASSISTANT": Twenty2BadRequest,
+    "INVALID_NUMBER": Twenty2BadRequest,
+    "RATE_LIMIT_EXCEEDED": Twenty2RateLimited,
+}
+
+#: Transport failures → (class, code, message); first matching row wins (SSLError is a ConnectionError,
+#: ConnectTimeout both a ConnectionError and a Timeout).
+TRANSPORT_ERRORS: tuple[tuple[type[requests.RequestException], type[Twenty2Error], str, str], ...] = (
+    (
+        requests.exceptions.SSLError,
+        Twenty2Unavailable,
+        "TLS_ERROR",
+        "TLS handshake or certificate check failed",
+    ),
+    (requests.exceptions.ConnectTimeout, Twenty2Unavailable, "TIMEOUT", "timed out connecting"),
+    (requests.exceptions.ReadTimeout, Twenty2Unavailable, "TIMEOUT", "timed out waiting for the response"),
+    (requests.exceptions.ConnectionError, Twenty2Unavailable, "CONNECTION_ERROR", "connection failed"),
+    (requests.exceptions.ChunkedEncodingError, Twenty2Unavailable, "CONNECTION_ERROR", "connection broken"),
+    (requests.exceptions.InvalidURL, Twenty2BadRequest, "INVALID_URL", "invalid URL"),
+    (requests.exceptions.MissingSchema, Twenty2BadRequest, "INVALID_URL", "URL without scheme"),
+    (requests.exceptions.InvalidSchema, Twenty2BadRequest, "INVALID_URL", "URL with an unsupported scheme"),
+    (requests.RequestException, Twenty2Unavailable, "HTTP_ERROR", "request failed"),
+)
+
+# Phone numbers (7+ digits, optionally with +, spaces or dashes) are masked in every message we keep.
+_PHONE_RE = re.compile(r"\+?\d[\d \-]{5,}\d")
+_PHONE_MIN_DIGITS = 9
+_MESSAGE_MAX = 300
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("crm-sync")
+    except importlib.metadata.PackageNotFoundError:
+        return "dev"
+
+
+USER_AGENT = f"crm-sync/{_version()}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """Bounded retries: ``attempts`` tries in all; waits grow ``wait_initial * 2**n`` (+ up to ``jitter``
+    seconds of random), capped at ``wait_max``. A ``Retry-After`` sent by the server replaces the backoff
+    (capped at ``wait_max`` too). ``wait_initial=0`` switches backoff waits off (tests: ``instant()``)."""
+
+    attempts: int = 4
+    wait_initial: float = 0.5
+    wait_max: float = 8.0
+    jitter: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        if min(self.wait_initial, self.wait_max, self.jitter) < 0:
+            raise ValueError("waits and jitter cannot be negative")
+
+    @classmethod
+    def instant(cls, attempts: int = 4) -> RetryPolicy:
+        """Same number of attempts, no waiting at all (Retry-After included, as it is capped at 0)."""
+        return cls(attempts=attempts, wait_initial=0.0, wait_max=0.0, jitter=0.0)
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        if retry_after is not None:
+            return max(0.0, min(retry_after, self.wait_max))
+        if self.wait_initial <= 0:
+            return 0.0
+        backoff = self.wait_initial * 2 ** (attempt - 1) + random.uniform(0, self.jitter)
+        return min(backoff, self.wait_max)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds from ``now``: delta-seconds or an HTTP date; None when absent/garbled."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def redact(text: str) -> str:
+    """Mask phone-number-like digit runs (9+ digits: dates and times are left alone), keeping the last two
+    digits (enough to tell numbers apart)."""
+
+    def mask(match: re.Match[str]) -> str:
+        digits = re.sub(r"\D", "", match.group())
+        return "…" + digits[-2:] if len(digits) >= _PHONE_MIN_DIGITS else match.group()
+
+    return _PHONE_RE.sub(mask, text)
+
+
+def _short(text: str) -> str:
+    return redact(" ".join(text.split()))[:_MESSAGE_MAX]
+
+
+@dataclass(frozen=True)
+class _ErrorBody:
+    """What an error response says, whichever documented shape (or none) it came in."""
+
+    code: str | None
+    message: str
+    validation_errors: dict[str, Any] | None
+
+
+def _read_error_body(response: requests.Response) -> _ErrorBody:
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text if response.content else ""
+        return _ErrorBody(None, _short(text) or response.reason or "", None)
+    if not isinstance(body, dict):
+        return _ErrorBody(None, _short(str(body)), None)
+    return _error_from_json(body)
+
+
+def _error_from_json(body: dict[str, Any]) -> _ErrorBody:
+    error = body.get("error")
+    if isinstance(error, dict):  # format A: {"success": false, "error": {"code", "message", "status"}}
+        code = error.get("code")
+        return _ErrorBody(str(code) if code else None, _short(str(error.get("message") or "")), None)
+    # Format B: {"success": false, "statusCode", "message", "validationErrors"?}; also a bare {"message"}.
+    raw = body.get("validationErrors")
+    kept = (
+        {str(k): [_short(str(v)) for v in (r if isinstance(r, list) else [r])] for k, r in raw.items()}
+        if isinstance(raw, dict)
+        else None
+    )
+    code = body.get("code") if isinstance(body.get("code"), str) else None
+    message = body.get("message") or (error if isinstance(error, str) else "")
+    return _ErrorBody(code, _short(str(message)), kept)
+
+
+def _error_class(status: int, code: str | None) -> type[Twenty2Error]:
+    if status >= 500:
+        return Twenty2Unavailable
+    if status in ERROR_BY_STATUS:
+        return ERROR_BY_STATUS[status]
+    if code and code in ERROR_BY_CODE:
+        return ERROR_BY_CODE[code]
+    if 400 <= status < 500:
+        return Twenty2BadRequest
+    return Twenty2BadResponse  # 1xx/3xx: not an answer this client can use
+
+
+def error_from_response(response: requests.Response, *, rate_limit_hint: float | None = None) -> Twenty2Error:
+    """Sort a non-2xx response into its ``Twenty2Error`` class (status table, then code table)."""
+    status = response.status_code
+    body = _read_error_body(response)
+    cls = _error_class(status, body.code)
+    retry_after = parse_retry_after(response.headers.get("Retry-After"))
+    details: dict[str, Any] = {}
+    if body.validation_errors is not None:
+        details["validationErrors"] = body.validation_errors
+    if retry_after is not None:
+        details["retry_after_header"] = retry_after
+    elif cls is Twenty2RateLimited:
+        retry_after = rate_limit_hint  # no header documented: one slot of the rate limit
+    message = f"Twenty2 answered HTTP {status}" + (f": {body.message}" if body.message else "")
+    return cls(
+        message,
+        stage=Stage.FETCH,
+        code=body.code or f"HTTP_{status}",
+        http_status=status,
+        retry_after=retry_after,
+        details=details,
+    )
+
+
+def _transport_error(exc: requests.RequestException, host: str) -> Twenty2Error:
+    # The exception text can carry the full URL (signed storage links hold tokens): only its type is kept.
+    for exc_type, cls, code, what in TRANSPORT_ERRORS:
+        if isinstance(exc, exc_type):
+            return cls(
+                f"{what} ({host}, {type(exc).__name__})", stage=Stage.FETCH, code=code, details={"host": host}
+            )
+    raise AssertionError("unreachable: RequestException is the last row")  # pragma: no cover
+
+
+def _validation_summary(exc: ValidationError, limit: int = 5) -> str:
+    errors = exc.errors(include_input=False, include_url=False)
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in errors[:limit]]
+    more = f" (+{len(errors) - limit} more)" if len(errors) > limit else ""
+    return redact("; ".join(parts)) + more
+
+
+def _decode(data: bytes, content_type: str | None) -> str:
+    """Text in the declared charset; UTF-8 when none is declared (not requests' Latin-1 guess for text/*:
+    transcripts hold Hindi) or when the declared one is unknown."""
+    match = re.search(r"charset=\"?([\w.:-]+)", content_type or "", re.IGNORECASE)
+    try:
+        return data.decode(match.group(1) if match else "utf-8", errors="replace")
+    except LookupError:
+        return data.decode("utf-8", errors="replace")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+class Twenty2Client:
+    """Client of one Twenty2 workspace. Thread-safe as far as ``requests.Session`` is (the worker shares one).
+
+    ``before_request`` runs before every request to the API host, retries included (the hook for a shared
+    rate limiter); transcript downloads from another host do not count against the API's limit.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        http: requests.Session | None = None,
+        retry: RetryPolicy | None = None,
+        before_request: Callable[[], None] | None = None,
+    ) -> None:
+        self._base = settings.twenty2_base_url.rstrip("/")
+        self._origin = _origin(self._base)
+        self._host = self._origin[1]
+        self._verify = settings.requests_verify
+        self._timeout = (settings.twenty2_connect_timeout, settings.twenty2_read_timeout)
+        self._retry = retry or RetryPolicy()
+        self._before_request = before_request
+        self._rate_limit_hint = 60.0 / max(1, settings.twenty2_rate_limit_per_minute)
+        self._owns_http = http is None
+        self._http = http or self._new_session(settings.worker_concurrency)
+        token = base64.b64encode(
+            f"{settings.twenty2_api_key.get_secret_value()}:{settings.twenty2_api_secret.get_secret_value()}".encode()
+        ).decode("ascii")
+        # Per-request headers, never session headers: they must not follow a download to the storage host.
+        self._api_headers = {
+            "Authorization": f"Basic {token}",
+            "x-workspace-id": settings.twenty2_workspace_id,
+            "Accept": "application/json",
+            "Content-Type": "application/json",  # the docs show it on GETs too
+            "User-Agent": USER_AGENT,
+        }
+
+    @staticmethod
+    def _new_session(pool_size: int) -> requests.Session:
+        session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, pool_size))
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    def close(self) -> None:
+        """Close the session when this client made it, and its pooled sockets now: urllib3 2 leaves them
+        to the garbage collector, and an exception traceback can keep them open for a long time."""
+        if not self._owns_http:
+            return
+        for adapter in self._http.adapters.values():
+            if isinstance(adapter, HTTPAdapter):
+                for key in adapter.poolmanager.pools.keys():  # noqa: SIM118 - the container refuses iteration
+                    pool = adapter.poolmanager.pools.get(key)
+                    if pool is not None:
+                        pool.close()
+        self._http.close()
+
+    def __enter__(self) -> Twenty2Client:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Twenty2Client(base={self._base!r})"
+
+    # --- public API -------------------------------------------------------------------------------------
+
+    def get_call_detail(self, call_id: str) -> CallDetail:
+        """``GET /call/detail``: the validated detail of a final call.
+
+        Raises ``Twenty2BadRequest`` (no request made) for an id that is not Twenty2-shaped,
+        ``CallNotFinal`` when the call has not ended, ``Twenty2BadResponse`` for a 2xx that is not the
+        documented shape, and the status-mapped ``Twenty2Error`` classes otherwise.
+        """
+        if not isinstance(call_id, str) or not is_call_id(call_id):
+            raise Twenty2BadRequest(
+                "refused: not a Twenty2 call id (24 hex digits or call_…)",
+                stage=Stage.FETCH,
+                code="INVALID_CALL_ID",
+            )
+        response = self._retrying(lambda: self._api_get("/call/detail", {"call_id": call_id}))
+        detail = self._parse_detail(response)
+        if detail.call.call_id.lower() != call_id.lower():
+            # The wrong call's outcome must never be written under this id.
+            raise Twenty2BadResponse(
+                "detail is for a different call id",
+                stage=Stage.FETCH,
+                code="CALL_ID_MISMATCH",
+                http_status=response.status_code,
+            )
+        if not detail.call.is_final:
+            raise CallNotFinal(
+                f"call {call_id} is {detail.call.status or 'without status'}, not ended yet",
+                stage=Stage.FETCH,
+                code="CALL_NOT_FINAL",
+                http_status=response.status_code,
+                details={"status": detail.call.status},
+            )
+        return detail
+
+    def fetch_transcript(self, link: Link | None) -> str | None:
+        """The transcript text behind ``link`` (UTF-8 unless the server says otherwise, cut at 1 MB).
+
+        None, without a request, for a missing/unavailable link or one past ``expires_at``; None when
+        storage answers 403/404/410 (expired or removed). 5xx/429/timeouts are retried, then raised
+        as ``Twenty2Unavailable``/``Twenty2RateLimited``; other 4xx raise their mapped class.
+        """
+        if link is None or not link.url or link.available is False:
+            return None
+        if link.expires_at is not None and link.expires_at <= datetime.now(UTC):
+            log.info("twenty2.transcript.expired", expires_at=link.expires_at.isoformat())
+            return None
+        origin = _origin(link.url)
+        if origin[0] != "https":
+            log.warning("twenty2.transcript.refused", reason="not https", host=origin[1])
+            return None
+        same_host = origin == self._origin
+        try:
+            data, content_type = self._retrying(lambda: self._download(link.url or "", same_host, origin[1]))
+        except Twenty2Error as exc:
+            if exc.http_status in TRANSCRIPT_GONE_STATUSES:
+                log.info("twenty2.transcript.gone", http_status=exc.http_status, host=origin[1])
+                return None
+            raise
+        return _decode(data, content_type)
+
+    # --- internals --------------------------------------------------------------------------------------
+
+    def _retrying(self, attempt: Callable[[], T]) -> T:
+        retrying = Retrying(
+            stop=stop_after_attempt(self._retry.attempts),
+            retry=retry_if_exception_type(TRANSIENT_ERRORS),
+            wait=self._wait,
+            before_sleep=self._log_retry,
+            reraise=True,  # the last typed error, not tenacity's RetryError
+        )
+        return retrying(attempt)
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        header = exc.details.get("retry_after_header") if isinstance(exc, Twenty2Error) else None
+        return self._retry.delay(state.attempt_number, header)
+
+    @staticmethod
+    def _log_retry(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning(
+            "twenty2.retry",
+            attempt=state.attempt_number,
+            wait_s=round(state.upcoming_sleep, 3),
+            error=type(exc).__name__,
+            code=getattr(exc, "code", None),
+            http_status=getattr(exc, "http_status", None),
+        )
+
+    def _api_get(self, path: str, params: dict[str, str]) -> requests.Response:
+        if self._before_request is not None:
+            self._before_request()
+        try:
+            response = self._http.get(
+                f"{self._base}{path}",
+                params=params,
+                headers=self._api_headers,
+                timeout=self._timeout,
+                verify=self._verify,
+                allow_redirects=False,  # a redirect would carry the credentials elsewhere
+            )
+        except requests.RequestException as exc:
+            raise _transport_error(exc, self._host) from None
+        if not 200 <= response.status_code < 300:
+            raise error_from_response(response, rate_limit_hint=self._rate_limit_hint)
+        return response
+
+    def _download(self, url: str, same_host: bool, host: str) -> tuple[bytes, str | None]:
+        if same_host and self._before_request is not None:
+            self._before_request()
+        headers = dict(self._api_headers) if same_host else {"User-Agent": USER_AGENT}
+        headers["Accept"] = "text/plain, */*;q=0.5"
+        headers.pop("Content-Type", None)
+        try:
+            with self._http.get(
+                url,
+                headers=headers,
+                timeout=self._timeout,
+                verify=self._verify,
+                stream=True,
+                allow_redirects=not same_host,
+            ) as response:
+                if not 200 <= response.status_code < 300:
+                    raise error_from_response(response, rate_limit_hint=self._rate_limit_hint)
+                data = bytearray()
+                for chunk in response.iter_content(64 * 1024):
+                    data.extend(chunk)
+                    if len(data) >= TRANSCRIPT_MAX_BYTES:
+                        log.warning("twenty2.transcript.truncated", limit_bytes=TRANSCRIPT_MAX_BYTES)
+                        break
+                return bytes(data[:TRANSCRIPT_MAX_BYTES]), response.headers.get("Content-Type")
+        except requests.RequestException as exc:
+            raise _transport_error(exc, host) from None
+
+    @staticmethod
+    def _parse_detail(response: requests.Response) -> CallDetail:
+        status = response.status_code
+        try:
+            body = response.json()
+        except ValueError:
+            raise Twenty2BadResponse(
+                "detail body is not JSON", stage=Stage.FETCH, code="NOT_JSON", http_status=status
+            ) from None
+        if not isinstance(body, dict):
+            raise Twenty2BadResponse(
+                f"detail body is a JSON {type(body).__name__}, not an object",
+                stage=Stage.FETCH,
+                code="BAD_SHAPE",
+                http_status=status,
+            )
+        # An explicit `success: false` is an error in disguise; `success` missing is fine when `call` is there
+        # (and without `call` the validation below fails anyway).
+        if body.get("success") is False:
+            error = _error_from_json(body)
+            raise Twenty2BadResponse(
+                f"HTTP {status} with success=false" + (f": {error.message}" if error.message else ""),
+                stage=Stage.FETCH,
+                code=error.code or "SUCCESS_FALSE",
+                http_status=status,
+            )
+        try:
+            return CallDetail.model_validate(body)
+        except ValidationError as exc:
+            raise Twenty2BadResponse(
+                f"detail does not match the documented shape: {_validation_summary(exc)}",
+                stage=Stage.FETCH,
+                code="BAD_SHAPE",
+                http_status=status,
+            ) from None
