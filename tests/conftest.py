@@ -10,6 +10,7 @@ import redis
 
 from worker.devstack import RedisServer
 from worker.logs import configure_logging
+from worker.sandbox.local import Sandboxes
 
 configure_logging("console")
 
@@ -31,3 +32,18 @@ def redis_url(redis_server: RedisServer) -> str:
 @pytest.fixture
 def tmp_dir(tmp_path: Path) -> Path:
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def sandboxes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandboxes]:
+    """Both sandboxes over HTTPS for the whole session (one trustme CA)."""
+    with Sandboxes(tmp_path_factory.mktemp("tls")) as boxes:
+        yield boxes
+
+
+@pytest.fixture
+def boxes(sandboxes: Sandboxes) -> Sandboxes:
+    """The sandboxes reset: the demo org in Salesforce, the docs' calls in Twenty2, no faults."""
+    sandboxes.salesforce.reset(demo=True)
+    sandboxes.twenty2.reset()
+    return sandboxes

@@ -1,13 +1,17 @@
 """Shared pytest fixtures: the Salesforce sandbox served over real HTTPS (trustme CA, verification on) and a
 ``SalesforceClient`` pointed at it. A plain module, not a conftest: import what you use.
 
-    from sfsandbox import SandboxOrg, sf_server, sf_org, sf_client  # noqa: F401  (fixtures)
+    pytest_plugins = ["sfsandbox"]  # in a test module, or once in the root conftest.py
+
+    if TYPE_CHECKING:  # import the types only: a plain import first would stop pytest rewriting asserts here
+        from sfsandbox import SandboxOrg
 
     def test_something(sf_org: SandboxOrg, sf_client: SalesforceClient) -> None:
         lead_id = sf_org.state.demo_ids["priya"]
         ...
 
-- ``sf_server`` (session scope): one ``SalesforceState`` + uvicorn thread for the whole run.
+- ``sf_server`` (session scope): one ``SalesforceState`` + uvicorn thread for the whole run (fault switches,
+  picklists and added fields are per-test state: ``sf_org`` resets them, and the OAuth config).
 - ``sf_org`` (function scope): the same server with the org reset to the demo data (users, leads with
   phones in several spellings, one converted lead), faults off, usage 0; a ``SandboxOrg`` with helpers:
   ``settings(**overrides)`` (password flow against the sandbox, its CA bundle), ``client(**kw)``,
@@ -67,7 +71,7 @@ class SandboxOrg:
             "crm_sync_ca_bundle": str(self.ca_pem),
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     def client(self, **kwargs: Any) -> SalesforceClient:
         kwargs.setdefault("retry_wait", 0)
@@ -112,9 +116,7 @@ class SandboxOrg:
 
     def admin(self, method: str, path: str, json: Any = None) -> requests.Response:
         with self.http() as http:
-            return http.request(
-                method, f"{self.base_url}/_sandbox/{path}", json=json, timeout=10, verify=self.verify
-            )
+            return http.request(method, f"{self.base_url}/_sandbox/{path}", json=json, timeout=10, verify=self.verify)
 
 
 @pytest.fixture(scope="session")

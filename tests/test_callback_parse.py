@@ -11,17 +11,27 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from worker.callbacks import CallbackReading, CallbackStatus, Grain, parse_callback_time
+from worker.callbacks.lexicon import PHRASES
 
 IST = ZoneInfo("Asia/Kolkata")
+NY = ZoneInfo("America/New_York")
+LON = ZoneInfo("Europe/London")
 WED = "2024-12-25T15:31:34"  # Wednesday afternoon
 MON_AM = "2024-12-23T08:05:00"  # Monday, early morning
 SAT = "2024-12-28T11:00:00"  # Saturday
 LATE = "2024-12-25T23:50:00"  # Wednesday, late night
 AFTER_MIDNIGHT = "2024-12-26T00:30:00"  # Thursday, just after midnight
 
-OK, AMB, VAGUE, UNP = (CallbackStatus.OK, CallbackStatus.AMBIGUOUS, CallbackStatus.VAGUE, CallbackStatus.UNPARSED)
+OK, AMB, VAGUE, UNP = (
+    CallbackStatus.OK,
+    CallbackStatus.AMBIGUOUS,
+    CallbackStatus.VAGUE,
+    CallbackStatus.UNPARSED,
+)
 
 
 @dataclass(frozen=True)
@@ -33,20 +43,20 @@ class Span:
     end: str
 
 
-def I(at: str) -> Span:  # noqa: E743, N802 - short names keep the tables readable
+def I(at: str) -> Span:  # noqa: E743 - short names keep the tables readable
     return Span(Grain.INSTANT, at, at)
 
 
-def P(start: str, end: str) -> Span:  # noqa: N802
+def P(start: str, end: str) -> Span:
     return Span(Grain.PART_OF_DAY, start, end)
 
 
-def D(day: str) -> Span:  # noqa: N802
+def D(day: str) -> Span:
     nxt = (datetime.fromisoformat(day) + timedelta(days=1)).date().isoformat()
     return Span(Grain.DAY, f"{day}T00:00", f"{nxt}T00:00")
 
 
-def R(first: str, after_last: str) -> Span:  # noqa: N802
+def R(first: str, after_last: str) -> Span:
     return Span(Grain.RANGE, f"{first}T00:00", f"{after_last}T00:00")
 
 
@@ -111,6 +121,10 @@ def cases(*items: Case) -> pytest.MarkDecorator:
     Case("abhi busy hoon, kal call karna", OK, D("2024-12-26")),
     Case("not now, call tomorrow at 5", OK, I("2024-12-26T17:00")),
     Case("tomorrow any time", OK, D("2024-12-26")),
+    Case("No, call tomorrow", OK, D("2024-12-26")),  # a leading "No," answers the agent
+    Case("नहीं, कल करना।", OK, D("2024-12-26")),
+    Case("meeting mein hoon, kal call karo", OK, D("2024-12-26")),  # where the caller is, not when
+    Case("sir kal baat karte hain", OK, D("2024-12-26")),
 )
 def test_relative_day(case: Case) -> None:
     check(case)
@@ -173,6 +187,7 @@ def test_part_of_day_already_over_is_read_as_said_with_a_note() -> None:
     Case("ग्यारह बजे", OK, I("2024-12-26T11:00")),
     Case("११ बजे", OK, I("2024-12-26T11:00")),
     Case("ek baje", OK, I("2024-12-26T13:00")),
+    Case("kal do baje", OK, I("2024-12-26T14:00")),
     Case("after 5", OK, I("2024-12-25T17:00")),
     Case("5 baje ke baad", OK, I("2024-12-25T17:00")),
     Case("tomorrow by 5", OK, I("2024-12-26T17:00")),
@@ -202,6 +217,11 @@ def test_bare_hour(case: Case) -> None:
     Case("quarter past 10 tomorrow", OK, I("2024-12-26T10:15")),
     Case("12 noon tomorrow", OK, I("2024-12-26T12:00")),
     Case("tomorrow noon", OK, I("2024-12-26T12:00")),
+    Case("at 9 30", AMB, I("2024-12-26T09:30"), (I("2024-12-25T21:30"),)),  # speech-to-text spacing
+    Case("9 30 pm", OK, I("2024-12-25T21:30")),
+    Case("कल सुबह 10 बजे।", OK, I("2024-12-26T10:00")),
+    Case("कल 11 बजे के आसपास", OK, I("2024-12-26T11:00")),
+    Case("pls call tmrw 11ish", OK, I("2024-12-26T11:00")),
     Case("25:00", UNP),
     Case("10:75", UNP),
     Case("15 pm", UNP),
@@ -260,7 +280,12 @@ def test_offset(case: Case) -> None:
     Case("shukravar ko 11 baje", OK, I("2024-12-27T11:00")),
     Case("this Wednesday", OK, D("2024-12-25")),
     Case("Wednesday 3pm", OK, I("2025-01-01T15:00")),  # today's 15:00 is gone: no other reading
-    Case("Wednesday evening", AMB, P("2024-12-25T16:00", "2024-12-25T21:00"), (P("2025-01-01T16:00", "2025-01-01T21:00"),)),
+    Case(
+        "Wednesday evening",
+        AMB,
+        P("2024-12-25T16:00", "2024-12-25T21:00"),
+        (P("2025-01-01T16:00", "2025-01-01T21:00"),),
+    ),
     Case("next Wednesday", AMB, D("2025-01-01"), (D("2025-01-08"),)),
     Case("agle somvar", AMB, D("2024-12-30"), (D("2025-01-06"),)),
     Case("अगले सोमवार सुबह 10 बजे", AMB, I("2024-12-30T10:00"), (I("2025-01-06T10:00"),)),
@@ -319,6 +344,7 @@ def test_date(case: Case) -> None:
     Case("sometime next week", OK, R("2024-12-30", "2025-01-06")),
     Case("same time next week", OK, I("2025-01-01T15:31:34")),
     Case("kal isi time", OK, I("2024-12-26T15:31:34")),
+    Case("kal is time", OK, I("2024-12-26T15:31:34")),
     Case("same time", UNP),
     Case("next week 5 pm", UNP),
     Case("end of the month", UNP),
@@ -346,6 +372,8 @@ def test_range(case: Case) -> None:
     Case("अभी नहीं", VAGUE),
     Case("बाद में कॉल करना", VAGUE),
     Case("abhi busy hoon", VAGUE),
+    Case("after the meeting", VAGUE),
+    Case("kal lunch time pe", VAGUE),
 )
 def test_vague(case: Case) -> None:
     check(case)
@@ -369,6 +397,8 @@ def test_vague(case: Case) -> None:
     Case("next", UNP),
     Case("kal 99 baje", UNP),
     Case("wrong number", UNP),
+    Case("no call tomorrow", UNP),
+    Case("tomorrow, do call", UNP),  # "do" is only an hour as "do baje"
 )
 def test_unparsed(case: Case) -> None:
     check(case)
@@ -376,7 +406,13 @@ def test_unparsed(case: Case) -> None:
 
 # --------------------------------------------------------------------------------------- after midnight
 @cases(
-    Case("kal subah", AMB, P("2024-12-26T06:00", "2024-12-26T12:00"), (P("2024-12-27T06:00", "2024-12-27T12:00"),), ref=AFTER_MIDNIGHT),
+    Case(
+        "kal subah",
+        AMB,
+        P("2024-12-26T06:00", "2024-12-26T12:00"),
+        (P("2024-12-27T06:00", "2024-12-27T12:00"),),
+        ref=AFTER_MIDNIGHT,
+    ),
     Case("kal Friday", OK, D("2024-12-27"), ref=AFTER_MIDNIGHT),
     Case("aaj", OK, D("2024-12-26"), ref=AFTER_MIDNIGHT),
 )
@@ -426,3 +462,35 @@ def test_reading_is_in_the_reference_zone() -> None:
 def test_unparsed_names_the_word_it_did_not_know() -> None:
     reading = read("kal xyzzy 5 baje")
     assert reading.status is UNP and "xyzzy" in reading.reason
+
+
+# ------------------------------------------------------------------------------- properties (hypothesis)
+_VOCAB = sorted({" ".join(key) for key in PHRASES} | {"5", "11", "10:30", "9.30", "26/12", "31/02", "30th", "xyz"})
+_phrases = st.lists(st.sampled_from(_VOCAB), min_size=0, max_size=6).map(" ".join)
+_references = st.datetimes(
+    min_value=datetime(2024, 1, 1), max_value=datetime(2026, 12, 31), timezones=st.sampled_from([IST, NY, LON])
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=st.one_of(_phrases, st.text(max_size=40)), reference=_references)
+def test_any_phrase_gives_a_well_formed_reading(text: str, reference: datetime) -> None:
+    reading = parse_callback_time(text, reference=reference)
+    assert reading.text == text
+    if reading.status in (VAGUE, UNP):
+        assert (reading.grain, reading.earliest, reading.latest, reading.alternatives) == (None, None, None, ())
+        assert reading.reason
+        return
+    assert reading.earliest is not None and reading.latest is not None and reading.grain is not None
+    assert reading.earliest.tzinfo is reference.tzinfo
+    if reading.grain is Grain.INSTANT:
+        assert reading.latest == reading.earliest
+    else:
+        assert reading.latest.timestamp() > reading.earliest.timestamp()
+    assert (reading.status is AMB) == bool(reading.alternatives)
+    for alt in reading.alternatives:
+        assert alt.status is OK and not alt.alternatives and alt.text == text
+        assert (alt.grain, alt.earliest, alt.latest) != (reading.grain, reading.earliest, reading.latest)
+        assert alt.latest is not None and alt.earliest is not None
+        end = alt.earliest if alt.grain is Grain.INSTANT else alt.latest
+        assert end.timestamp() > reference.timestamp(), "an alternative is never already over"

@@ -140,9 +140,7 @@ def test_no_configured_secret_accepts_nothing(redis_url: str) -> None:
 def test_bad_bodies_get_a_4xx_json_error(
     client: TestClient, redis_url: str, body: bytes, content_type: str, status: int, code: str
 ) -> None:
-    response = client.post(
-        f"/webhooks/twenty2/{SECRET}", content=body, headers={"Content-Type": content_type}
-    )
+    response = client.post(f"/webhooks/twenty2/{SECRET}", content=body, headers={"Content-Type": content_type})
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
     assert queued(redis_url) == []

@@ -51,7 +51,9 @@ def make_client(redis_url: str, **settings: Any) -> TestClient:
 
 
 def queue_length(redis_url: str) -> int:
-    return int(redis.Redis.from_url(redis_url).llen(QUEUE))
+    length = redis.Redis.from_url(redis_url).llen(QUEUE)
+    assert isinstance(length, int)
+    return length
 
 
 def sign(secret: str, body: bytes, timestamp: int, prefix: str = "sha256=") -> dict[str, str]:
@@ -151,9 +153,7 @@ def test_malformed_signature_and_timestamp_are_401(signed_client: TestClient, re
     assert queue_length(redis_url) == 0
 
 
-def test_valid_signature_without_shared_secret_is_401_by_default(
-    signed_client: TestClient, redis_url: str
-) -> None:
+def test_valid_signature_without_shared_secret_is_401_by_default(signed_client: TestClient, redis_url: str) -> None:
     body = raw()
     response = signed_client.post(
         "/webhooks/twenty2/wrong-token", content=body, headers=sign(SIGNING, body, int(time.time()))
@@ -163,15 +163,10 @@ def test_valid_signature_without_shared_secret_is_401_by_default(
 
 
 def test_signature_only_mode_accepts_a_signature_alone(redis_url: str) -> None:
-    client = make_client(
-        redis_url, crm_sync_intake_signing_secret=SIGNING, crm_sync_intake_signature_only=True
-    )
+    client = make_client(redis_url, crm_sync_intake_signing_secret=SIGNING, crm_sync_intake_signature_only=True)
     body = raw()
     assert (
-        client.post(
-            "/webhooks/twenty2", content=body, headers=sign(SIGNING, body, int(time.time()))
-        ).status_code
-        == 200
+        client.post("/webhooks/twenty2", content=body, headers=sign(SIGNING, body, int(time.time()))).status_code == 200
     )
     assert client.post("/webhooks/twenty2", json=payload()).json()["error"]["code"] == "MISSING_SIGNATURE"
 
@@ -212,15 +207,11 @@ def test_path_token_with_slashes_and_escapes_is_401(client: TestClient, redis_ur
 
 def test_non_ascii_configured_secret_matches_its_token(redis_url: str) -> None:
     client = make_client(redis_url, twenty2_webhook_secret="geheim-\u00e4\u00f6\u00fc-\u2603")
-    assert (
-        client.post("/webhooks/twenty2/geheim-\u00e4\u00f6\u00fc-\u2603", json=payload()).status_code == 200
-    )
+    assert client.post("/webhooks/twenty2/geheim-\u00e4\u00f6\u00fc-\u2603", json=payload()).status_code == 200
 
 
 def test_binary_authorization_header_is_401(client: TestClient, redis_url: str) -> None:
-    response = client.post(
-        "/webhooks/twenty2", json=payload(), headers={"Authorization": b"Bearer \xff\xfe\x80"}
-    )
+    response = client.post("/webhooks/twenty2", json=payload(), headers={"Authorization": b"Bearer \xff\xfe\x80"})
     assert response.status_code == 401 and response.json()["error"]["code"] == "UNAUTHORIZED"
     assert queue_length(redis_url) == 0
 
@@ -261,9 +252,7 @@ def test_hostile_call_id_is_422(client: TestClient, redis_url: str, call_id: str
 
 def test_invalid_utf8_body_is_400(client: TestClient, redis_url: str) -> None:
     body = b'{"call_id": "call_9c4d7e12ab", "x": "\xff\xfe\xc3\x28"}'
-    response = client.post(
-        f"/webhooks/twenty2/{SECRET}", content=body, headers={"Content-Type": "application/json"}
-    )
+    response = client.post(f"/webhooks/twenty2/{SECRET}", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and response.json()["error"]["code"] == "MALFORMED_JSON"
     assert queue_length(redis_url) == 0
 
@@ -280,9 +269,7 @@ NON_STANDARD_JSON = {
 
 @pytest.mark.parametrize("body", list(NON_STANDARD_JSON.values()), ids=list(NON_STANDARD_JSON))
 def test_non_standard_json_is_400(client: TestClient, redis_url: str, body: bytes) -> None:
-    response = client.post(
-        f"/webhooks/twenty2/{SECRET}", content=body, headers={"Content-Type": "application/json"}
-    )
+    response = client.post(f"/webhooks/twenty2/{SECRET}", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and response.json()["error"]["code"] in {"MALFORMED_JSON", "TOO_DEEP"}
     assert queue_length(redis_url) == 0
 
@@ -356,9 +343,7 @@ def test_flood_from_one_source_is_429_while_another_source_gets_200(flood_server
 
 def test_brute_force_source_gets_429(flood_server: str, tls: TLSFiles, redis_url: str) -> None:
     with from_address(tls, flood_server, "127.0.0.3") as guesser:
-        statuses = [
-            guesser.post(f"/webhooks/twenty2/guess-{n}", json=payload()).status_code for n in range(4)
-        ]
+        statuses = [guesser.post(f"/webhooks/twenty2/guess-{n}", json=payload()).status_code for n in range(4)]
     assert statuses == [401, 401, 401, 429]
     assert queue_length(redis_url) == 0
 
@@ -395,13 +380,9 @@ def test_limiter_redis_down_is_never_a_500(redis_url: str) -> None:
     client = make_client(f"redis://127.0.0.1:{free_port()}/0", crm_sync_intake_rate_limit_per_minute=1)
     for _ in range(3):
         authenticated = client.post(f"/webhooks/twenty2/{SECRET}", json=payload())
-        assert (
-            authenticated.status_code == 503 and authenticated.json()["error"]["code"] == "QUEUE_UNAVAILABLE"
-        )
+        assert authenticated.status_code == 503 and authenticated.json()["error"]["code"] == "QUEUE_UNAVAILABLE"
         unauthenticated = client.post("/webhooks/twenty2/wrong", json=payload())
-        assert (
-            unauthenticated.status_code == 401 and unauthenticated.json()["error"]["code"] == "UNAUTHORIZED"
-        )
+        assert unauthenticated.status_code == 401 and unauthenticated.json()["error"]["code"] == "UNAUTHORIZED"
 
 
 def test_zero_rate_limit_disables_flood_control(redis_url: str) -> None:
@@ -416,8 +397,6 @@ def test_ipv6_sources_are_counted_per_64(redis_url: str) -> None:
     statuses = []
     for host in ("2001:db8:1:2::1", "2001:db8:1:2:ffff::9", "2001:db8:1:2::abcd", "2001:db8:1:3::1"):
         statuses.append(
-            TestClient(app, client=(host, 40000))
-            .post(f"/webhooks/twenty2/{SECRET}", json=payload())
-            .status_code
+            TestClient(app, client=(host, 40000)).post(f"/webhooks/twenty2/{SECRET}", json=payload()).status_code
         )
     assert statuses == [200, 200, 429, 200]

@@ -37,9 +37,7 @@ def test_synced_call_is_not_requeued_by_a_redelivery(ledger: Ledger) -> None:
 def test_failed_call_is_requeued_by_a_new_delivery(ledger: Ledger) -> None:
     ledger.accept("call_a3", source="webhook")
     ledger.start("call_a3")
-    ledger.failed(
-        "call_a3", error=CallNotFound("no such call", stage="fetch", code="CALL_NOT_FOUND", http_status=404)
-    )
+    ledger.failed("call_a3", error=CallNotFound("no such call", stage="fetch", code="CALL_NOT_FOUND", http_status=404))
     failed = ledger.get("call_a3")
     assert failed is not None and failed.state is State.FAILED and failed.retryable is False
     assert failed.last_error is not None and failed.last_error["code"] == "CALL_NOT_FOUND"
@@ -53,9 +51,7 @@ def test_retry_later_goes_to_the_due_set_and_is_claimed_once(ledger: Ledger) -> 
     ledger.accept("call_a4", source="webhook")
     ledger.start("call_a4")
     due_at = time.time() - 1
-    ledger.retry_later(
-        "call_a4", error=Twenty2Unavailable("503", stage="fetch", code="HTTP_503"), due_at=due_at
-    )
+    ledger.retry_later("call_a4", error=Twenty2Unavailable("503", stage="fetch", code="HTTP_503"), due_at=due_at)
     record = ledger.get("call_a4")
     assert record is not None and record.state is State.QUEUED and record.failures == 1 and record.retryable
     assert ledger.claim_due() == ["call_a4"]
@@ -70,9 +66,9 @@ def test_list_filters_by_state_time_and_reason(ledger: Ledger) -> None:
         ledger.accept(call_id, source="webhook")
         ledger.start(call_id)
         (ledger.failed if call_id == "call_b1" else ledger.skipped)(call_id, error=error)
-    assert [r.call_id for r in ledger.list(states=[State.FAILED])] == ["call_b1"]
-    assert [r.call_id for r in ledger.list(reason="unknown_number")] == ["call_b2"]
-    assert ledger.list(states=[State.FAILED], since=time.time() + 60) == []
+    assert [r.call_id for r in ledger.find(states=[State.FAILED])] == ["call_b1"]
+    assert [r.call_id for r in ledger.find(reason="unknown_number")] == ["call_b2"]
+    assert ledger.find(states=[State.FAILED], since=time.time() + 60) == []
 
 
 def test_history_keeps_every_transition(ledger: Ledger) -> None:

@@ -16,9 +16,7 @@ DEFAULT_FILE = REPO / "config" / "mapping.toml"
 BAD_FILES = Path(__file__).resolve().parent / "fixtures" / "mapping"
 AGENT = "69de483c68b23495c853b43a"
 # Where the default file declares the Status rule (found, not hard-coded, so comments can be edited).
-STATUS_LINE = (
-    DEFAULT_FILE.read_text(encoding="utf-8").splitlines().index("[params.interested.fields.Status]") + 1
-)
+STATUS_LINE = DEFAULT_FILE.read_text(encoding="utf-8").splitlines().index("[params.interested.fields.Status]") + 1
 
 # Each bad file: (line, dotted key, what the message must say). One real-world mistake per file.
 BAD_FILE_ERRORS: dict[str, tuple[int, str, str]] = {
@@ -175,9 +173,7 @@ def test_default_file_loads_with_the_documented_rules() -> None:
     )
     assert (rating.field, rating.mode) == ("Rating", WriteMode.OVERWRITE)
     assert dict(rating.values or {}) == {"yes": "Hot", "no": "Cold"}
-    assert mapping.callback_rule(None) == CallbackRule(
-        "callback_requested", "callback_time", "High", "Callback"
-    )
+    assert mapping.callback_rule(None) == CallbackRule("callback_requested", "callback_time", "High", "Callback")
     assert mapping.lead_fields() == frozenset({"Status", "Rating"})
     assert status.where == f"{DEFAULT_FILE}:{STATUS_LINE} params.interested.fields.Status"
 
@@ -230,9 +226,7 @@ def test_agent_drop_removes_default_rules() -> None:
 
 def test_agent_callback_override_changes_only_its_keys() -> None:
     mapping = parse_mapping(AGENT_FILE, source="agents.toml")
-    assert mapping.callback_rule(AGENT) == CallbackRule(
-        "callback_requested", "callback_time", "Normal", "Callback"
-    )
+    assert mapping.callback_rule(AGENT) == CallbackRule("callback_requested", "callback_time", "Normal", "Callback")
     assert mapping.callback_rule("dropper") == mapping.callback_rule(None)
     assert mapping.callback_rule(None).priority == "High"
 

@@ -159,9 +159,7 @@ def test_not_interested_closes_a_working_lead(default_mapping: Mapping) -> None:
 
 
 def test_interested_never_reopens_a_closed_lead(default_mapping: Mapping) -> None:
-    plan = _plan(
-        default_mapping, {"interested": "haan"}, {"Status": "Closed - Not Converted", "Rating": "Cold"}
-    )
+    plan = _plan(default_mapping, {"interested": "haan"}, {"Status": "Closed - Not Converted", "Rating": "Cold"})
     status = _change(plan, "Status")
     assert not status.applied
     assert status.reason == "kept: 'Closed - Not Converted' ranks above 'Working - Contacted'"
@@ -295,9 +293,7 @@ def test_text_is_cut_to_the_field_length(mapping: Mapping) -> None:
     change = _change(plan, "Description")
     assert change.new == "Call back"  # 10 characters, trailing space trimmed
     assert change.reason == "overwrite (cut to 10 characters)"
-    rerun = _plan(
-        mapping, {"summary": "Call back after Diwali"}, {"Description": "Call back"}, field_lengths=lengths
-    )
+    rerun = _plan(mapping, {"summary": "Call back after Diwali"}, {"Description": "Call back"}, field_lengths=lengths)
     assert rerun.updates == {}
 
 
@@ -317,9 +313,7 @@ _UNCLEAR = (("callback_requested", "maybe"),)
             (),
             id="yes-with-time",
         ),
-        pytest.param(
-            {"callback_time": "kal shaam 5 baje"}, True, "kal shaam 5 baje", (), id="time-only-counts"
-        ),
+        pytest.param({"callback_time": "kal shaam 5 baje"}, True, "kal shaam 5 baje", (), id="time-only-counts"),
         pytest.param(
             {"callback_requested": "no", "callback_time": "Tomorrow 11am"},
             False,

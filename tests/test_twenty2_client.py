@@ -262,9 +262,7 @@ def test_before_request_called_before_each_attempt(t2: T2Sandbox) -> None:
     seen: list[int] = []
     t2.state.fail_next(2, 503)
 
-    t2.client(before_request=lambda: seen.append(t2.state.request_count(DETAIL))).get_call_detail(
-        SEED_CALL_ID
-    )
+    t2.client(before_request=lambda: seen.append(t2.state.request_count(DETAIL))).get_call_detail(SEED_CALL_ID)
 
     assert seen == [0, 1, 2]  # each time before the request reached the server
 
@@ -369,9 +367,7 @@ def test_200_not_json_raises_bad_response(t2: T2Sandbox) -> None:
 
 
 def test_detail_of_other_call_raises_bad_response(t2: T2Sandbox) -> None:
-    t2.state.set_raw_detail(
-        SEED_CALL_ID, t2.state.render_detail(t2.state.get_call(SEED_FAILED_CALL_ID), t2.api_url)
-    )
+    t2.state.set_raw_detail(SEED_CALL_ID, t2.state.render_detail(t2.state.get_call(SEED_FAILED_CALL_ID), t2.api_url))
 
     with pytest.raises(Twenty2BadResponse) as caught:
         t2.client().get_call_detail(SEED_CALL_ID)
@@ -384,14 +380,10 @@ def test_detail_of_other_call_raises_bad_response(t2: T2Sandbox) -> None:
 
 def test_transcript_fetched_without_credentials_to_storage_host(t2: T2Sandbox) -> None:
     (call_id,) = t2.state.add_generated_calls(1, seed=3)
-    t2.state.finish(
-        call_id, status="completed", transcript="Agent: Namaste!\nUser: कल सुबह 10 बजे call karna.\n"
-    )
+    t2.state.finish(call_id, status="completed", transcript="Agent: Namaste!\nUser: कल सुबह 10 बजे call karna.\n")
     hook: list[int] = []
 
-    text = t2.client(before_request=lambda: hook.append(1)).fetch_transcript(
-        _future_link(t2, call_id, "localhost")
-    )
+    text = t2.client(before_request=lambda: hook.append(1)).fetch_transcript(_future_link(t2, call_id, "localhost"))
 
     assert text == "Agent: Namaste!\nUser: कल सुबह 10 बजे call karna.\n"
     stats = t2.state.stats()

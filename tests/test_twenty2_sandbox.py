@@ -156,9 +156,7 @@ def test_missing_workspace_header_422_shape_b(t2: T2Sandbox) -> None:
     headers = t2.auth_headers()
     del headers["x-workspace-id"]
 
-    response = t2.session().get(
-        f"{t2.api_url}/call/detail", params={"call_id": SEED_CALL_ID}, headers=headers
-    )
+    response = t2.session().get(f"{t2.api_url}/call/detail", params={"call_id": SEED_CALL_ID}, headers=headers)
 
     assert response.status_code == 422
     assert response.json() == {
@@ -239,9 +237,7 @@ def test_rate_limit_lifted(t2: T2Sandbox) -> None:
 
 def test_trigger_queues_a_call_not_final_until_finished(t2: T2Sandbox) -> None:
     session = t2.session()
-    response = session.post(
-        f"{t2.api_url}/agent/trigger-outbound-call", json=TRIGGER_BODY, headers=t2.auth_headers()
-    )
+    response = session.post(f"{t2.api_url}/agent/trigger-outbound-call", json=TRIGGER_BODY, headers=t2.auth_headers())
 
     body = response.json()
     assert response.status_code == 200
@@ -263,9 +259,7 @@ def test_trigger_queues_a_call_not_final_until_finished(t2: T2Sandbox) -> None:
 def test_trigger_missing_field_422_shape_b(t2: T2Sandbox) -> None:
     body = {k: v for k, v in TRIGGER_BODY.items() if k != "caller_phone"}
 
-    response = t2.session().post(
-        f"{t2.api_url}/agent/trigger-outbound-call", json=body, headers=t2.auth_headers()
-    )
+    response = t2.session().post(f"{t2.api_url}/agent/trigger-outbound-call", json=body, headers=t2.auth_headers())
 
     assert response.status_code == 422
     assert response.json() == {
@@ -279,9 +273,7 @@ def test_trigger_missing_field_422_shape_b(t2: T2Sandbox) -> None:
 def test_trigger_unpublished_agent_400_shape_a(t2: T2Sandbox) -> None:
     body = {**TRIGGER_BODY, "agent_id": "000000000000000000000000"}
 
-    response = t2.session().post(
-        f"{t2.api_url}/agent/trigger-outbound-call", json=body, headers=t2.auth_headers()
-    )
+    response = t2.session().post(f"{t2.api_url}/agent/trigger-outbound-call", json=body, headers=t2.auth_headers())
 
     _shape_a(response, 400, "INVALID_ASSISTANT")
 
@@ -289,9 +281,7 @@ def test_trigger_unpublished_agent_400_shape_a(t2: T2Sandbox) -> None:
 def test_trigger_number_with_country_code_400_shape_a(t2: T2Sandbox) -> None:
     body = {**TRIGGER_BODY, "callee_phone": "+919876543210"}
 
-    response = t2.session().post(
-        f"{t2.api_url}/agent/trigger-outbound-call", json=body, headers=t2.auth_headers()
-    )
+    response = t2.session().post(f"{t2.api_url}/agent/trigger-outbound-call", json=body, headers=t2.auth_headers())
 
     _shape_a(response, 400, "INVALID_NUMBER")
 
@@ -357,9 +347,7 @@ def test_storage_not_rate_limited_nor_authenticated(t2: T2Sandbox) -> None:
     t2.state.configure(rate_limit_per_minute=1)
     session = t2.session()
 
-    statuses = {
-        session.get(f"{t2.api_url}/storage/recordings/{SEED_CALL_ID}.mp3").status_code for _ in range(3)
-    }
+    statuses = {session.get(f"{t2.api_url}/storage/recordings/{SEED_CALL_ID}.mp3").status_code for _ in range(3)}
 
     assert statuses == {403}  # the seed's links expired in 2025; but never 401 or 429
 
@@ -373,9 +361,7 @@ def test_generated_calls_varied_and_valid() -> None:
     assert len({c.call_id for c in calls}) == 200
     assert {"completed", "failed"} <= {c.status for c in calls}
     assert any("baje" in str(c.output_parameters.get("callback_time", "")) for c in calls)
-    assert any(
-        re.search(r"[\u0900-\u097F]", str(c.output_parameters.get("callback_time", ""))) for c in calls
-    )
+    assert any(re.search(r"[\u0900-\u097F]", str(c.output_parameters.get("callback_time", ""))) for c in calls)
     assert any(c.callee_phone.startswith("+91") for c in calls)
     state = Twenty2State()
     for call in calls:
@@ -412,11 +398,7 @@ def test_fault_next_n_then_normal_with_stats(t2: T2Sandbox) -> None:
 
     assert statuses == [503, 503, 200]
     stats = t2.state.stats()
-    assert (
-        stats["requests"] == 3
-        and stats["by_status"] == {"200": 1, "503": 2}
-        and stats["faults_injected"] == 2
-    )
+    assert stats["requests"] == 3 and stats["by_status"] == {"200": 1, "503": 2} and stats["faults_injected"] == 2
 
 
 def test_fault_probability_seeded(t2: T2Sandbox) -> None:

@@ -37,7 +37,12 @@ def make_celery(settings: Settings) -> Celery:
         task_default_queue=QUEUE,
         task_publish_retry=True,
         # The intake must answer within Twenty2's 5 s: give up publishing quickly and answer 503.
-        task_publish_retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.3, "interval_max": 0.5},
+        task_publish_retry_policy={
+            "max_retries": 2,
+            "interval_start": 0.1,
+            "interval_step": 0.3,
+            "interval_max": 0.5,
+        },
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
         beat_schedule={"sweep": {"task": "crm_sync.sweep", "schedule": 5.0}},

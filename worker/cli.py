@@ -75,7 +75,13 @@ def demo() -> None:
 
 
 @main.command()
-@click.option("--dir", "directory", default="var/sandbox", type=click.Path(path_type=Path), help="Where the CA and env file go.")
+@click.option(
+    "--dir",
+    "directory",
+    default="var/sandbox",
+    type=click.Path(path_type=Path),
+    help="Where the CA and env file go.",
+)
 def sandbox(directory: Path) -> None:
     """Serve the Twenty2 and Salesforce sandboxes in the foreground; writes DIR/sandbox.env to source."""
     from worker.sandbox.local import serve_sandboxes_forever
@@ -90,7 +96,9 @@ def show_settings() -> None:
     table = Table("setting", "value", "help")
     for name, _default, help_text in settings_help():
         value = getattr(settings, name.lower())
-        shown = ("(set)" if value.get_secret_value() else "(unset)") if hasattr(value, "get_secret_value") else str(value)
+        shown = (
+            ("(set)" if value.get_secret_value() else "(unset)") if hasattr(value, "get_secret_value") else str(value)
+        )
         table.add_row(name, shown, help_text)
     console.print(table)
 
@@ -207,7 +215,7 @@ def failures_list(since: str | None, states: tuple[str, ...], reason: str | None
     """List failed syncs (or other states), newest first."""
     rt = _runtime()
     start = _when(since)
-    records = rt.ledger.list(
+    records = rt.ledger.find(
         states=[State(s) for s in states] or [State.FAILED],
         since=start.timestamp() if start else None,
         reason=reason,
@@ -216,12 +224,27 @@ def failures_list(since: str | None, states: tuple[str, ...], reason: str | None
     if as_json:
         click.echo(json.dumps([r.as_dict() for r in records], indent=2))
         return
-    table = Table("call id", "state", "updated", "attempts", "stage", "code", "retryable", "reason", title=f"{len(records)} calls")
+    table = Table(
+        "call id",
+        "state",
+        "updated",
+        "attempts",
+        "stage",
+        "code",
+        "retryable",
+        "reason",
+        title=f"{len(records)} calls",
+    )
     for r in records:
         error = r.last_error or {}
         table.add_row(
-            r.call_id, r.state.value, r.as_dict()["updated_at"], str(r.attempts), str(error.get("stage") or ""),
-            str(error.get("code") or ""), "" if r.retryable is None else ("yes" if r.retryable else "no"),
+            r.call_id,
+            r.state.value,
+            r.as_dict()["updated_at"],
+            str(r.attempts),
+            str(error.get("stage") or ""),
+            str(error.get("code") or ""),
+            "" if r.retryable is None else ("yes" if r.retryable else "no"),
             str(error.get("message") or r.summary)[:80],
         )
     console.print(table)
@@ -257,7 +280,7 @@ def failures_purge(before: str, states: tuple[str, ...]) -> None:
     """Delete resolved/failed records last updated before --before (queued and syncing are never purged)."""
     rt = _runtime()
     cutoff = _when(before)
-    assert cutoff is not None  # noqa: S101 - click requires the option
+    assert cutoff is not None
     removed = rt.ledger.purge(before=cutoff.timestamp(), states=[State(s) for s in states] or None)
     console.print(f"purged {removed} records")
 
@@ -274,8 +297,15 @@ def replay(call_ids: tuple[str, ...], all_failed: bool, since: str | None, reaso
     rt = _runtime()
     if all_failed:
         start = _when(since)
-        ids = [r.call_id for r in rt.ledger.list(states=[State.FAILED], since=start.timestamp() if start else None,
-                                                   reason=reason, limit=1_000_000)]
+        ids = [
+            r.call_id
+            for r in rt.ledger.find(
+                states=[State.FAILED],
+                since=start.timestamp() if start else None,
+                reason=reason,
+                limit=1_000_000,
+            )
+        ]
     else:
         ids = list(call_ids)
     if not ids:
@@ -326,24 +356,45 @@ def plan_as_dict(plan: SyncPlan) -> dict[str, Any]:
     return {
         "call_id": plan.call_id,
         "connected": plan.connected,
-        "target": None if target is None else {
-            "sobject": target.sobject, "id": target.record_id, "matched_by": target.matched_by,
+        "target": None
+        if target is None
+        else {
+            "sobject": target.sobject,
+            "id": target.record_id,
+            "matched_by": target.matched_by,
             "converted_from": target.converted_from,
         },
         "field_changes": [
-            {"field": c.field, "param": c.param, "raw": c.raw, "old": c.old, "new": c.new, "mode": c.mode.value,
-             "applied": c.applied, "reason": c.reason}
+            {
+                "field": c.field,
+                "param": c.param,
+                "raw": c.raw,
+                "old": c.old,
+                "new": c.new,
+                "mode": c.mode.value,
+                "applied": c.applied,
+                "reason": c.reason,
+            }
             for c in (plan.lead_plan.changes if plan.lead_plan else ())
         ],
-        "callback": None if plan.reading is None or plan.followup is None else {
-            "phrase": plan.reading.text, "status": plan.reading.status.value,
-            "due_utc": plan.followup.due.isoformat(), "activity_date": plan.followup.activity_date.isoformat(),
+        "callback": None
+        if plan.reading is None or plan.followup is None
+        else {
+            "phrase": plan.reading.text,
+            "status": plan.reading.status.value,
+            "due_utc": plan.followup.due.isoformat(),
+            "activity_date": plan.followup.activity_date.isoformat(),
             "note": plan.followup.note,
         },
         "writes": [
-            {"ref": w.ref, "sobject": w.sobject, "method": w.method, "record_id": w.record_id,
-             "external_id": list(w.external_id) if w.external_id else None,
-             "fields": {k: value(v) for k, v in w.fields.items()}}
+            {
+                "ref": w.ref,
+                "sobject": w.sobject,
+                "method": w.method,
+                "record_id": w.record_id,
+                "external_id": list(w.external_id) if w.external_id else None,
+                "fields": {k: value(v) for k, v in w.fields.items()},
+            }
             for w in plan.writes
         ],
         "notes": list(plan.notes),
@@ -356,18 +407,27 @@ def _print_plan(plan: SyncPlan, as_json: bool) -> None:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
         return
     target = data["target"]
-    where = "a new Lead" if target is None else f"{target['sobject']} {target['id']} (matched by {target['matched_by']})"
+    where = (
+        "a new Lead" if target is None else f"{target['sobject']} {target['id']} (matched by {target['matched_by']})"
+    )
     console.print(f"[bold]{plan.call_id}[/bold] → {where}; dry run, nothing written")
     for note in plan.notes:
         console.print(f"  note: {note}")
     changes = Table("field", "param", "value said", "now", "would be", "mode", "result", title="Lead field changes")
     for c in data["field_changes"]:
-        changes.add_row(c["field"], c["param"], str(c["raw"]), str(c["old"]), str(c["new"]), c["mode"],
-                        "change" if c["applied"] and c["old"] != c["new"] else c["reason"])
+        changes.add_row(
+            c["field"],
+            c["param"],
+            str(c["raw"]),
+            str(c["old"]),
+            str(c["new"]),
+            c["mode"],
+            "change" if c["applied"] and c["old"] != c["new"] else c["reason"],
+        )
     console.print(changes)
     if data["callback"]:
         cb = data["callback"]
-        console.print(f"callback \"{cb['phrase']}\" → {cb['status']}, due {cb['due_utc']} ({cb['note']})")
+        console.print(f'callback "{cb["phrase"]}" → {cb["status"]}, due {cb["due_utc"]} ({cb["note"]})')
     for write in data["writes"]:
         fields = dict(write["fields"])
         if "Phone" in fields:

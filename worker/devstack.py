@@ -59,9 +59,25 @@ class RedisServer:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
         self.process = subprocess.Popen(  # noqa: S603 - fixed binary and arguments
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
-             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "", "--maxmemory-policy", "noeviction",
-             "--logfile", str(self.directory / "redis.log")],
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--save",
+                "",
+                "--maxmemory-policy",
+                "noeviction",
+                "--logfile",
+                str(self.directory / "redis.log"),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -95,12 +111,14 @@ class Stack:
     log_dir: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
-    def start(self, name: str, *, entry: str | None = None, extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    def start(
+        self, name: str, *, entry: str | None = None, extra_env: dict[str, str] | None = None
+    ) -> subprocess.Popen[bytes]:
         command = procfile()[entry or name]
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = (self.log_dir / f"{name}.log").open("ab")
         process = subprocess.Popen(  # noqa: S603 - the Procfile line, run by bash as a Procfile runner would
-            ["bash", "-c", f"exec {command}"],
+            [shutil.which("bash") or "/bin/bash", "-c", f"exec {command}"],
             cwd=REPO_ROOT,
             env=child_env({**self.env, **(extra_env or {})}),
             stdout=log,

@@ -38,7 +38,8 @@ RESOLVED = frozenset({State.SYNCED, State.SKIPPED})
 HISTORY_CAP = 100
 
 # Accept a call atomically: create it queued, or re-queue it when it is failed (or forced); report the
-# state it had so the intake knows whether to enqueue. KEYS: call, history, 5 state sets. ARGV: id, now, event json, force
+# state it had so the intake knows whether to enqueue.
+# KEYS: call, history, the 5 state sets. ARGV: id, now, event json, force
 _ACCEPT = """
 local state = redis.call('HGET', KEYS[1], 'state')
 local force = ARGV[4] == '1'
@@ -143,7 +144,9 @@ class Ledger:
         return f"{self.prefix}:due"
 
     # -- transitions --------------------------------------------------------------------------------------
-    def accept(self, call_id: str, *, source: str, detail: dict[str, Any] | None = None, force: bool = False) -> State | None:
+    def accept(
+        self, call_id: str, *, source: str, detail: dict[str, Any] | None = None, force: bool = False
+    ) -> State | None:
         """Record an accepted trigger (webhook, CLI, replay). Returns the state the call had before (None if new).
 
         The caller enqueues a sync only when this returns None or ``failed`` (or when ``force``); a webhook
@@ -191,7 +194,11 @@ class Ledger:
             call_id,
             State.QUEUED,
             {"event": "retry_scheduled" if counts_as_failure else "held", "error": record, "due_at": due_at},
-            fields={"last_error": json.dumps(record), "next_attempt_at": str(due_at), "summary": error.message[:300]},
+            fields={
+                "last_error": json.dumps(record),
+                "next_attempt_at": str(due_at),
+                "summary": error.message[:300],
+            },
             incr_failures=counts_as_failure,
             due_at=due_at,
         )
@@ -217,7 +224,7 @@ class Ledger:
         now = time.time()
         key, history = self._call(call_id), self._history(call_id)
         pipe = self.r.pipeline(transaction=True)
-        pipe.hsetnx(key, "first_seen", now)
+        pipe.hsetnx(key, "first_seen", str(now))
         pipe.hset(key, mapping={"call_id": call_id, "state": state.value, "updated_at": now, **(fields or {})})
         if incr_attempts:
             pipe.hincrby(key, "attempts", 1)
@@ -251,7 +258,7 @@ class Ledger:
     def history(self, call_id: str) -> list[dict[str, Any]]:
         return [json.loads(item) for item in cast(list[Any], self.r.lrange(self._history(call_id), 0, -1))]
 
-    def list(
+    def find(
         self,
         *,
         states: list[State] | None = None,
@@ -264,8 +271,11 @@ class Ledger:
         filters on the last error's code, class or message (case-insensitive substring)."""
         found: list[Record] = []
         for state in states or list(State):
-            ids = self.r.zrevrangebyscore(self._state(state), until if until is not None else "+inf",
-                                          since if since is not None else "-inf")
+            ids = self.r.zrevrangebyscore(
+                self._state(state),
+                until if until is not None else "+inf",
+                since if since is not None else "-inf",
+            )
             for raw in cast(list[Any], ids):
                 record = self.get(_s(raw))
                 if record is None:
@@ -296,7 +306,9 @@ class Ledger:
         """Calls queued or syncing, not due for a retry, untouched since ``older_than``: their task was lost."""
         found = []
         for state in (State.QUEUED, State.SYNCING):
-            for raw in cast(list[Any], self.r.zrangebyscore(self._state(state), "-inf", older_than, start=0, num=limit)):
+            for raw in cast(
+                list[Any], self.r.zrangebyscore(self._state(state), "-inf", older_than, start=0, num=limit)
+            ):
                 call_id = _s(raw)
                 if self.r.zscore(self.due_key, call_id) is None:
                     found.append(call_id)
@@ -309,7 +321,7 @@ class Ledger:
         if record is None:
             return
         pipe = self.r.pipeline(transaction=True)
-        pipe.hset(self._call(call_id), "updated_at", now)
+        pipe.hset(self._call(call_id), "updated_at", str(now))
         pipe.zadd(self._state(record.state), {call_id: now})
         pipe.execute()
 

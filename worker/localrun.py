@@ -58,16 +58,24 @@ def _run_sandbox(settings: Settings, port: int | None, *, send_samples: bool, st
     secret = secrets.token_urlsafe(24)
     port = port or free_port()
     with Sandboxes(work / "tls") as boxes:
-        env = {**boxes.env, "REDIS_URL": redis_server.url, "TWENTY2_WEBHOOK_SECRET": secret, "PORT": str(port),
-               "CRM_SYNC_HTTP_HOST": "127.0.0.1", "CELERY_BEAT_SCHEDULE": str(work / "beat-schedule")}
+        env = {
+            **boxes.env,
+            "REDIS_URL": redis_server.url,
+            "TWENTY2_WEBHOOK_SECRET": secret,
+            "PORT": str(port),
+            "CRM_SYNC_HTTP_HOST": "127.0.0.1",
+            "CELERY_BEAT_SCHEDULE": str(work / "beat-schedule"),
+        }
         stack = Stack(env=env, log_dir=work / "log")
         try:
             for name in ("web", "worker", "beat"):
                 stack.start(name)
             intake = f"http://127.0.0.1:{port}"
             _wait_http(f"{intake}/healthz")
-            console.print(f"[bold]sandbox mode[/bold]: no credentials set, so Twenty2 and Salesforce are local stand-ins "
-                          f"({boxes.twenty2_url}, {boxes.salesforce_url}); Redis {redis_server.url}; logs {work / 'log'}")
+            console.print(
+                f"[bold]sandbox mode[/bold]: no credentials set, so Twenty2 and Salesforce are local stand-ins "
+                f"({boxes.twenty2_url}, {boxes.salesforce_url}); Redis {redis_server.url}; logs {work / 'log'}"
+            )
             code = 0
             if send_samples:
                 code = _send_samples(boxes, intake, secret, Ledger(redis.Redis.from_url(redis_server.url)))
@@ -92,7 +100,10 @@ def _send_samples(boxes: Any, intake: str, secret: str, ledger: Ledger) -> int:
     for call_id in call_ids:
         payload = boxes.twenty2.webhook_payload(call_id)
         response = requests.post(f"{intake}/webhooks/twenty2/{secret}", json=payload, timeout=5)
-        console.print(f"POST /webhooks/twenty2 {payload.get('event')} {call_id} → {response.status_code} {response.json().get('status')}")
+        console.print(
+            f"POST /webhooks/twenty2 {payload.get('event')} {call_id} → "
+            f"{response.status_code} {response.json().get('status')}"
+        )
     deadline = time.monotonic() + 90
     pending = set(call_ids)
     while pending and time.monotonic() < deadline:
@@ -107,7 +118,9 @@ def _send_samples(boxes: Any, intake: str, secret: str, ledger: Ledger) -> int:
         if record is None:
             table.add_row(call_id, "missing", "")
             continue
-        detail = ", ".join(f"{k} {v}" for k, v in record.salesforce_ids.items()) or (record.last_error or {}).get("message", "")
+        detail = ", ".join(f"{k} {v}" for k, v in record.salesforce_ids.items()) or (record.last_error or {}).get(
+            "message", ""
+        )
         table.add_row(call_id, record.state.value, str(detail))
     console.print(table)
     boxes.print_salesforce(console, call_ids)

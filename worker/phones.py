@@ -81,7 +81,12 @@ def spellings(raw: str | None, region: str = "IN") -> list[str]:
     if len(national) == 10:
         # Indian mobiles are often written 3-3-4 or 5-5 by hand.
         three = f"{national[:3]}-{national[3:6]}-{national[6:]}"
-        candidates += [three, three.replace("-", " "), f"+{country} {three.replace('-', ' ')}", f"({national[:3]}) {national[3:6]}-{national[6:]}"]
+        candidates += [
+            three,
+            three.replace("-", " "),
+            f"+{country} {three.replace('-', ' ')}",
+            f"({national[:3]}) {national[3:6]}-{national[6:]}",
+        ]
     seen: dict[str, None] = {}
     for candidate in candidates:
         seen.setdefault(candidate, None)

@@ -83,9 +83,7 @@ class Services:
                 problems = self.mapping.check_against_describe(self.mapping.sobject, describe)
                 if problems:
                     raise MappingError("mapping does not fit the org: " + "; ".join(problems), stage="plan")
-                self._lengths = {
-                    f["name"]: int(f["length"]) for f in describe.get("fields", []) if f.get("length")
-                }
+                self._lengths = {f["name"]: int(f["length"]) for f in describe.get("fields", []) if f.get("length")}
             return self._lengths
 
     def context(self, now: datetime) -> PlanContext:
@@ -99,7 +97,9 @@ class Services:
             new_lead_company=s.crm_sync_new_lead_company,
             create_unknown=s.crm_sync_unknown_number is UnknownNumberPolicy.CREATE,
             phone_region=s.crm_sync_phone_region,
-            field_lengths={k: v for k, v in self.field_lengths().items() if k in _LENGTH_FIELDS or k in self.mapping.lead_fields()},
+            field_lengths={
+                k: v for k, v in self.field_lengths().items() if k in _LENGTH_FIELDS or k in self.mapping.lead_fields()
+            },
         )
 
 
@@ -114,7 +114,9 @@ def _plan(services: Services, detail: CallDetail, target: LeadTarget | None, now
     transcript = None
     if detail.call.connected and detail.transcript is not None:
         transcript = services.twenty2.fetch_transcript(detail.transcript)
-    return build_plan(detail, target, services.mapping, services.context(now or datetime.now(UTC)), transcript=transcript)
+    return build_plan(
+        detail, target, services.mapping, services.context(now or datetime.now(UTC)), transcript=transcript
+    )
 
 
 def run_sync(services: Services, call_id: str, *, now: datetime | None = None) -> SyncOutcome:

@@ -18,7 +18,14 @@ from datetime import datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from worker.callbacks import CallbackReading, CallbackStatus, FollowUp, parse_callback_time, schedule_followup
+from worker.callbacks import (
+    CallbackReading,
+    CallbackStatus,
+    FollowUp,
+    Grain,
+    parse_callback_time,
+    schedule_followup,
+)
 from worker.errors import SkippedError, Stage
 from worker.mapping import LeadFieldPlan, Mapping, plan_lead_fields
 from worker.phones import mask
@@ -155,7 +162,9 @@ def build_plan(
         who = target.record_id
         updates = lead_plan.updates if lead_plan is not None else {}
         if updates and target.sobject == "Lead":
-            writes.append(RecordWrite(ref="lead", sobject="Lead", method="update", fields=updates, record_id=target.record_id))
+            writes.append(
+                RecordWrite(ref="lead", sobject="Lead", method="update", fields=updates, record_id=target.record_id)
+            )
 
     owner = target.owner_id if target is not None else None
     reading, followup = _callback(detail, lead_plan, mapping, ended, ctx)
@@ -185,7 +194,10 @@ _NAME_KEYS = ("lead_name", "leadName", "customerName", "customer_name", "name", 
 
 def _new_lead(detail: CallDetail, lead_plan: LeadFieldPlan | None, ctx: PlanContext) -> RecordWrite:
     params = detail.input_parameters
-    name = next((str(params[k]).strip() for k in _NAME_KEYS if isinstance(params.get(k), str) and params[k].strip()), "")
+    name = next(
+        (str(params[k]).strip() for k in _NAME_KEYS if isinstance(params.get(k), str) and params[k].strip()),
+        "",
+    )
     first, _, last = name.rpartition(" ")
     fields: dict[str, Any] = {
         "LastName": _cut(last or first or f"Caller {mask(lead_phone(detail))}", ctx.field_lengths.get("LastName", 80)),
@@ -204,8 +216,19 @@ def _callback(
 ) -> tuple[CallbackReading | None, FollowUp | None]:
     if lead_plan is None or not lead_plan.callback_requested:
         return None, None
-    phrase = lead_plan.callback_phrase or ""
-    reading = parse_callback_time(phrase, reference=ended)
+    phrase = lead_plan.callback_phrase
+    if phrase is None:
+        # A callback was asked for with no time: as soon as the calling window allows.
+        reading = CallbackReading(
+            text="",
+            status=CallbackStatus.OK,
+            grain=Grain.INSTANT,
+            earliest=ended,
+            latest=ended,
+            reason="no time said: next calling slot",
+        )
+    else:
+        reading = parse_callback_time(phrase, reference=ended)
     followup = schedule_followup(
         reading,
         reference=ended,
@@ -268,16 +291,18 @@ def _followup_task(
 ) -> RecordWrite:
     rule = mapping.callback_rule(detail.call.agent_id)
     phrase = reading.text.strip()
-    if followup.needs_human:
-        subject = f"{rule.subject_prefix} (time unclear, check): \"{phrase}\""
+    if not phrase:
+        subject = f"{rule.subject_prefix}: as soon as possible (no time said)"
+    elif followup.needs_human:
+        subject = f'{rule.subject_prefix} (time unclear, check): "{phrase}"'
     elif followup.confirm_time:
-        subject = f"{rule.subject_prefix} (confirm time): \"{phrase}\""
+        subject = f'{rule.subject_prefix} (confirm time): "{phrase}"'
     else:
-        subject = f"{rule.subject_prefix}: \"{phrase}\""
+        subject = f'{rule.subject_prefix}: "{phrase}"'
     due_local = followup.due.astimezone(ctx.tz)
     description = "\n".join(
         [
-            f"The caller asked to be called back: \"{phrase}\"",
+            f'The caller asked to be called back: "{phrase}"',
             f"Reading: {reading.status.value}" + (f" ({reading.reason})" if reading.reason else ""),
             f"Due: {due_local:%a %d %b %Y %H:%M} ({ctx.tz.key})",
             followup.note,
@@ -341,7 +366,8 @@ def _description(
     lines = [
         f"Twenty2 AI call {call.call_id} ({call.direction or 'direction unknown'}), status {call.status or 'unknown'}",
         f"Ended: {ended:%a %d %b %Y %H:%M:%S} ({ended.tzinfo})",
-        f"Duration: {call.duration_seconds or 0} s" + (f", billed {call.billed_duration_seconds} s" if call.billed_duration_seconds is not None else ""),
+        f"Duration: {call.duration_seconds or 0} s"
+        + (f", billed {call.billed_duration_seconds} s" if call.billed_duration_seconds is not None else ""),
     ]
     if call.cost is not None:
         lines.append(f"Cost: {call.cost}")
@@ -369,7 +395,7 @@ def _description(
         lines += [f"- {key}: {_short(value)}" for key, value in detail.output_parameters.items()]
     if reading is not None and followup is not None:
         lines.append("")
-        lines.append(f"Callback asked: \"{reading.text}\" → {reading.status.value}; {followup.note}")
+        lines.append(f'Callback asked: "{reading.text}" → {reading.status.value}; {followup.note}')
     for label, link in (("Recording", detail.recording), ("Transcript", detail.transcript)):
         if link is not None and link.url:
             expiry = f" (link expires {link.expires_at:%d %b %Y %H:%M} UTC)" if link.expires_at else ""

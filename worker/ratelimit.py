@@ -35,7 +35,9 @@ class SharedRateLimit:
         self.max_wait = max_wait
         self._sleep = sleep
         self._item = RateLimitItemPerMinute(max(per_minute, 1))
-        self._limiter = MovingWindowRateLimiter(RedisStorage(redis_url, key_prefix="crm-sync-rl")) if per_minute > 0 else None
+        self._limiter = (
+            MovingWindowRateLimiter(RedisStorage(redis_url, key_prefix="crm-sync-rl")) if per_minute > 0 else None
+        )
 
     def acquire(self) -> None:
         """Block until a request may be sent (at most ``max_wait`` seconds, then send anyway: the client's

@@ -11,7 +11,6 @@ import redis
 from celery import Celery
 
 from worker.celery_app import make_celery
-
 from worker.ledger import Ledger
 from worker.logs import register_secrets
 from worker.settings import Settings

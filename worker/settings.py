@@ -25,8 +25,8 @@ class UnknownNumberPolicy(StrEnum):
 
 
 class SalesforceAuthFlow(StrEnum):
-    ACCESS_TOKEN = "access_token"
-    PASSWORD = "password"
+    ACCESS_TOKEN = "access_token"  # noqa: S105 - a flow's name
+    PASSWORD = "password"  # noqa: S105
     CLIENT_CREDENTIALS = "client_credentials"
     JWT_BEARER = "jwt_bearer"
 
@@ -37,9 +37,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # --- Redis / Celery -------------------------------------------------------------------------------
-    redis_url: str = Field("redis://127.0.0.1:6379/0", description="Redis for the Celery broker, results and the sync ledger.")
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0", description="Redis for the Celery broker, results and the sync ledger."
+    )
     celery_visibility_timeout: int = Field(
-        3600, description="Seconds before Redis redelivers an unacknowledged task; longer than the longest task."
+        3600,
+        description="Seconds before Redis redelivers an unacknowledged task; longer than the longest task.",
     )
     worker_concurrency: int = Field(16, description="Threads per Celery worker (the work is I/O-bound).")
 
@@ -62,7 +65,8 @@ class Settings(BaseSettings):
     salesforce_instance_url: str = Field("", description="Instance URL, with SALESFORCE_ACCESS_TOKEN.")
     salesforce_access_token: SecretStr = Field(SecretStr(""), description="A ready session/access token.")
     salesforce_login_url: str = Field(
-        "https://login.salesforce.com", description="OAuth host: login, test (sandbox), My Domain or local sandbox."
+        "https://login.salesforce.com",
+        description="OAuth host: login, test (sandbox), My Domain or local sandbox.",
     )
     salesforce_username: str = Field("", description="Username (password or JWT bearer flow).")
     salesforce_password: SecretStr = Field(SecretStr(""), description="Password (password flow).")
@@ -72,7 +76,8 @@ class Settings(BaseSettings):
     salesforce_private_key_file: str = Field("", description="PEM private key for the JWT bearer flow.")
     salesforce_api_version: str = Field("62.0", description="Salesforce REST API version.")
     salesforce_task_external_id_field: str = Field(
-        "Twenty2_Call_Id__c", description="Task custom field (Text, External ID) holding the call id: makes writes idempotent."
+        "Twenty2_Call_Id__c",
+        description="Task custom field (Text, External ID) holding the call id: makes writes idempotent.",
     )
     salesforce_timeout: float = Field(30.0, description="Seconds to wait for a Salesforce response.")
 
@@ -91,7 +96,8 @@ class Settings(BaseSettings):
         "Unknown (Twenty2 call)", description="Company written on Leads created for unknown numbers."
     )
     crm_sync_mapping_file: Path = Field(
-        REPO_ROOT / "config" / "mapping.toml", description="Mapping of output parameters to Salesforce fields."
+        REPO_ROOT / "config" / "mapping.toml",
+        description="Mapping of output parameters to Salesforce fields.",
     )
     crm_sync_timezone: str = Field("Asia/Kolkata", description="Workspace time zone for callback times.")
     crm_sync_calling_window: str = Field("09:00-21:00", description="Hours (workspace zone) when callbacks may be due.")
@@ -101,8 +107,12 @@ class Settings(BaseSettings):
     crm_sync_max_attempts: int = Field(8, description="Attempts for a retryable failure before it is recorded failed.")
     crm_sync_retry_base_seconds: float = Field(10.0, description="First retry delay; doubles each attempt (jittered).")
     crm_sync_retry_max_seconds: float = Field(900.0, description="Largest retry delay.")
+    crm_sync_limit_hold_seconds: float = Field(
+        300.0, description="How long work waits when Salesforce's daily API limit is reached, before trying again."
+    )
     crm_sync_ledger_retention_days: int = Field(
-        30, description="Days resolved (synced/skipped) ledger records are kept; unresolved ones are never expired."
+        30,
+        description="Days resolved (synced/skipped) ledger records are kept; unresolved ones are never expired.",
     )
     crm_sync_http_host: str = Field("127.0.0.1", description="Intake bind address.")
     crm_sync_http_port: int = Field(8000, description="Intake port (Procfile uses $PORT when set).")

@@ -14,7 +14,14 @@ import time
 import structlog
 
 from worker.celery_app import app
-from worker.errors import PermanentError, RetryableError, SalesforceLimitExceeded, SkippedError, Stage, SyncError
+from worker.errors import (
+    PermanentError,
+    RetryableError,
+    SalesforceLimitExceeded,
+    SkippedError,
+    Stage,
+    SyncError,
+)
 from worker.ledger import RESOLVED, Ledger
 from worker.pipeline import run_sync
 from worker.runtime import Runtime, get_runtime
@@ -23,7 +30,6 @@ from worker.settings import Settings
 log = structlog.get_logger(__name__)
 
 LOCK_SECONDS = 300
-HOLD_SECONDS = 300.0
 
 
 @app.task(name="crm_sync.sync_call", acks_late=True, ignore_result=True)
@@ -74,7 +80,9 @@ def sync_and_record(runtime: Runtime, call_id: str) -> str:
         except Exception as exc:  # a bug, not bad data: keep it visible and replayable
             log.exception("sync.crashed", call_id=call_id)
             return record_error(
-                ledger, runtime.settings, call_id,
+                ledger,
+                runtime.settings,
+                call_id,
                 PermanentError(f"internal error: {type(exc).__name__}: {exc}"[:500], stage=Stage.PLAN, code="INTERNAL"),
             )
         ledger.synced(call_id, salesforce_ids=outcome.salesforce_ids, summary=outcome.summary)
@@ -96,7 +104,8 @@ def record_error(ledger: Ledger, settings: Settings, call_id: str, exc: SyncErro
         log.info("sync.skipped", **fields)
         return "skipped"
     if isinstance(exc, SalesforceLimitExceeded):
-        ledger.retry_later(call_id, error=exc, due_at=time.time() + HOLD_SECONDS, counts_as_failure=False)
+        hold = settings.crm_sync_limit_hold_seconds
+        ledger.retry_later(call_id, error=exc, due_at=time.time() + hold, counts_as_failure=False)
         log.warning("sync.held", **fields)
         return "queued"
     if isinstance(exc, RetryableError):

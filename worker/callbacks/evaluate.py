@@ -52,9 +52,7 @@ def matches(reading: CallbackReading, option: Mapping[str, Any]) -> bool:
     if kind == "I":
         value = _local(datetime.fromisoformat(option["value"]), zone)
         tolerance = timedelta(minutes=float(option.get("tol", 1)))
-        return (
-            grain is Grain.INSTANT and abs(start.timestamp() - value.timestamp()) <= tolerance.total_seconds()
-        )
+        return grain is Grain.INSTANT and abs(start.timestamp() - value.timestamp()) <= tolerance.total_seconds()
     if kind == "D":
         day = date.fromisoformat(option["value"])
         return _within(start, end, _midnight(day, zone), _midnight(day + timedelta(days=1), zone))

@@ -22,7 +22,7 @@ class Tag(StrEnum):
     NUM = "num"  # a whole number (digits or a number word); value: int
     DECIMAL = "decimal"  # "2.5"; value: float
     CLOCK = "clock"  # "10:30", "9.30"; value: (hour, minute)
-    DATE = "date"  # "26/12", "26-12-2024"; value: (day, month, year or 0)
+    DATE = "date"  # "26/12", "26-12-2024"; value: (day, month, year or None)
     ORD = "ord"  # "25th", "2nd"; value: int
     FRAC = "frac"  # sadhe/sava/paune before a number; value: float added to it
     FRACNUM = "fracnum"  # dedh (1.5), dhai (2.5), half/aadha (0.5); value: float
@@ -220,7 +220,9 @@ SIMPLE: Mapping[str, Tag] = {
     "approximately": Tag.HOURMARK, "roughly": Tag.HOURMARK, "at around": Tag.HOURMARK,
     "at about": Tag.HOURMARK, "ke around": Tag.HOURMARK, "ke aas paas": Tag.HOURMARK,
     "aas paas": Tag.HOURMARK, "ke kareeb": Tag.HOURMARK, "kareeb": Tag.HOURMARK,
-    "lagbhag": Tag.HOURMARK, "लगभग": Tag.HOURMARK, "करीब": Tag.HOURMARK,
+    "lagbhag": Tag.HOURMARK, "लगभग": Tag.HOURMARK, "करीब": Tag.HOURMARK, "aaspaas": Tag.HOURMARK,
+    "aaspas": Tag.HOURMARK, "aas pass": Tag.HOURMARK, "ke aaspaas": Tag.HOURMARK, "आसपास": Tag.HOURMARK,
+    "आस पास": Tag.HOURMARK, "के आसपास": Tag.HOURMARK,
     "in": Tag.IN, "within": Tag.IN, "in about": Tag.IN, "in around": Tag.IN, "in another": Tag.IN,
     "after": Tag.AFTER, "aftr": Tag.AFTER, "after about": Tag.AFTER, "after around": Tag.AFTER,
     "before": Tag.BEFORE, "pehle": Tag.BEFORE, "pahle": Tag.BEFORE, "ke pehle": Tag.BEFORE,
@@ -238,6 +240,8 @@ SIMPLE: Mapping[str, Tag] = {
     "same time": Tag.SAME_TIME, "the same time": Tag.SAME_TIME, "this time": Tag.SAME_TIME,
     "isi time": Tag.SAME_TIME, "isi samay": Tag.SAME_TIME, "isi waqt": Tag.SAME_TIME,
     "isi vakt": Tag.SAME_TIME, "usi time": Tag.SAME_TIME, "usi samay": Tag.SAME_TIME,
+    "is time": Tag.SAME_TIME, "iss time": Tag.SAME_TIME, "is samay": Tag.SAME_TIME,
+    "is waqt": Tag.SAME_TIME, "isi time pe": Tag.SAME_TIME, "इस समय": Tag.SAME_TIME,
     "इसी समय": Tag.SAME_TIME, "इसी टाइम": Tag.SAME_TIME,
     "end of": Tag.END_OF, "end of the": Tag.END_OF, "by the end of": Tag.END_OF,
     "by end of": Tag.END_OF, "by the end of the": Tag.END_OF,
@@ -281,7 +285,7 @@ DISMISSALS: Mapping[str, str] = {
     "after some time": "soon", "thodi der": "soon", "thodi der mein": "soon", "thodi der baad": "soon",
     "thodi der me": "soon", "kuch der": "soon", "kuch der baad": "soon", "kuch der mein": "soon",
     "kuch time baad": "soon", "थोड़ी देर में": "soon", "थोड़ी देर बाद": "soon",
-    "in a bit": "soon", "after sometime": "soon",
+    "in a bit": "soon", "after sometime": "soon", "any day": "any time", "kisi bhi din": "any time",
 }  # fmt: skip
 
 # Events a caller anchors a callback to without a clock time: "after lunch", "Diwali ke baad".
@@ -304,6 +308,10 @@ def _words(text: str) -> list[str]:
     return text.split()
 
 
+# Events that describe where the caller is rather than when to call ("meeting mein hoon, kal call karo"):
+# said alone they are context and dropped like a dismissal; "after the meeting" is still vague.
+STATE_EVENTS: frozenset[str] = frozenset({"a meeting", "office", "work", "college", "school", "class", "leave"})
+
 # Words that carry no time. Kept explicit and short on purpose: anything not here, and not a time word,
 # makes the phrase unparsed.
 FILLERS: frozenset[str] = frozenset(
@@ -315,7 +323,8 @@ FILLERS: frozenset[str] = frozenset(
         sir madam maam mam bhai bhaiya didi hello hi driving busy free available and to talk speak baat
         contact reach connect sharp exactly time ka ki ke se hoon hun hu hai hain ho main mai mujhe muje
         mereko mujhko humko aap aapko apko tum try again dobara fir phir hamein let lets only sirf wala wali
-        wale thank thanks dhanyavad shukriya theek thik sure yeah yaa haa aur tab tabhi
+        wale thank thanks dhanyavad shukriya theek thik sure yeah yaa haa aur tab tabhi karte karenge
+        karunga karungi karega karegi raha rahi rahe ish please
         कॉल फोन फ़ोन करना करो करें कीजिए कीजिये कर दीजिए को जी पे पर मुझे मैं हूं हूँ है हैं के का की से तक
         """
     )
@@ -333,7 +342,8 @@ FILLER_PHRASES: tuple[str, ...] = (
 _NUKTA = "\u093c"
 _CHANDRABINDU, _ANUSVARA = "\u0901", "\u0902"
 _DEVANAGARI_DIGITS = str.maketrans("०१२३४५६७८९", "0123456789")
-_QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'"})
+# curly quotes to ', Devanagari danda (inside the Devanagari block, so it would glue to words) to "."
+_PUNCT = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'", "\u0964": ".", "\u0965": "."})
 # Written forms that the tokeniser would split wrongly ("2moro" -> "2", "moro").
 _REWRITES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b2m+or+o+w*\b"), "tomorrow"),
@@ -341,12 +351,14 @@ _REWRITES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b2night\b"), "tonight"),
     (re.compile(r"(?<![a-z])([ap])\s*\.\s*m\b\.?"), r"\1m"),  # p.m. / a. m.
     (re.compile(r"(?<=[a-z\u0900-\u097f])'(?=[a-z\u0900-\u097f])"), ""),  # i'm -> im, o'clock -> oclock
+    # a leading "No," answers the agent ("No, call tomorrow"); "not tomorrow" / "kal nahi" stay negations
+    (re.compile(r"^\s*(?:no|nope|nahi|nahin|nhi|नहीं)\s*[,.!]+"), " "),
 )
 
 
 def normalise(text: str) -> str:
     """Lower-case, NFC, ASCII digits, no nukta, anusvara for chandrabindu, known spellings rewritten."""
-    text = unicodedata.normalize("NFC", text).translate(_QUOTES).casefold()
+    text = unicodedata.normalize("NFC", text).translate(_PUNCT).casefold()
     # NFC decomposes precomposed nukta letters (फ़ -> फ + ़), so dropping the nukta makes हफ़्ते == हफ्ते
     text = text.replace(_NUKTA, "").replace(_CHANDRABINDU, _ANUSVARA).translate(_DEVANAGARI_DIGITS)
     for pattern, replacement in _REWRITES:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Literal
 
-from worker.callbacks.lexicon import Tag, Tok
+from worker.callbacks.lexicon import STATE_EVENTS, Tag, Tok
 from worker.callbacks.reading import CallbackReading, CallbackStatus
 from worker.callbacks.resolve import resolve
 from worker.callbacks.spec import (
@@ -39,6 +39,7 @@ _NOT_A_DAY_AFTER = frozenset({Tag.MERIDIEM, Tag.BAJE, Tag.BAJKE, Tag.UNIT, Tag.N
 _NOT_AN_HOUR_AFTER = frozenset({Tag.UNIT, Tag.MONTH, Tag.TARIKH, Tag.OF, Tag.ANDHALF})
 _MINUTE_WORDS = frozenset({15, 30, 45})
 _AND = frozenset({"and", "aur"})
+_VERB_LIKE_NUMBERS = frozenset({"do"})  # Hindi 2, English verb
 _VERB_IS = frozenset({"is", "iss"})  # a dangling "is" is the English verb, not Hindi "this"
 _WHICH: dict[str, Which] = {"next": "next", "coming": "next", "this": "this"}
 _PLACE_UNITS: dict[str, Literal["day", "week", "month"]] = {"day": "day", "week": "week", "month": "month"}
@@ -181,10 +182,14 @@ class _Walk:
         k = 1 if self.tag() in (Tag.AFTER, Tag.BEFORE) else 0
         if self.tag(k) is not Tag.EVENT:
             return False
-        self.spec.events.append(self.sval(k))
+        event, anchored = self.sval(k), k == 1
         k += 1
         if self.tag(k) in (Tag.POST_AFTER, Tag.BEFORE, Tag.LATER):
-            k += 1
+            k, anchored = k + 1, True
+        if anchored or event not in STATE_EVENTS:
+            self.spec.events.append(event)
+        else:
+            self.spec.dismissals.append(f"at {event}")  # "meeting mein hoon": where, not when
         return self.done(k, "other")
 
     def time(self) -> bool:
@@ -234,6 +239,16 @@ class _Walk:
             if t2 is Tag.UNIT:
                 return None
             hours, minute, used = self.num(k), self.num(k + 1), 2  # "ten thirty"
+        elif (
+            t0 is Tag.NUM
+            and t1 is Tag.NUM
+            and self.text(k).isdigit()
+            and len(self.text(k + 1)) == 2
+            and self.text(k + 1).isdigit()
+            and self.num(k + 1) < 60
+            and (marked or t2 in (Tag.MERIDIEM, Tag.BAJE))
+        ):
+            hours, minute, used = self.num(k), self.num(k + 1), 2  # "at 9 30", "9 30 pm" (speech-to-text)
         elif t0 in (Tag.FRACNUM, Tag.DECIMAL) and t1 is Tag.BAJE:
             hours, used = self.fval(k), 1  # "dedh baje" = 1:30
         elif marked and t0 is Tag.NUM and t1 not in _NOT_AN_HOUR_AFTER:
@@ -277,7 +292,7 @@ class _Walk:
         if t0 is Tag.DATE:
             value = self.toks[self.i].value
             assert isinstance(value, tuple)
-            return self.take_date(value[0], value[1], value[2] or None, 1)
+            return self.take_date(value[0], value[1], value[2], 1)
         if t0 in (Tag.ORD, Tag.NUM) and t1 is Tag.MONTH:
             return self.take_date(self.num(), self.num(1), None, 2)
         if t0 in (Tag.ORD, Tag.NUM) and t1 is Tag.OF and t2 is Tag.MONTH:
@@ -370,6 +385,8 @@ class _Walk:
         """A plain number right after a day or a part of day is an hour: "tomorrow 11", "raat 8"."""
         if self.tag() is not Tag.NUM or self.last not in ("day", "part") or self.tag(1) in _NOT_AN_HOUR_AFTER:
             return False
+        if self.text() in _VERB_LIKE_NUMBERS:
+            return False  # "tomorrow, do call": only "do baje" makes "do" an hour
         self.spec.times.append(self.time_spec(self.num(), 0, "bare", self.text()))
         return self.done(1, "other")
 

@@ -30,7 +30,7 @@ Rules (the reading is what was said; `schedule_followup` moves it into calling h
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TypeVar
 
@@ -56,9 +56,12 @@ _NIGHT_ENDS_HOUR = 4  # before this hour, "tomorrow" may still mean the coming d
 
 @dataclass(frozen=True)
 class _Span:
+    """A reading's span; `why` says why it is possible when it is an alternative."""
+
     grain: Grain
     earliest: datetime
     latest: datetime
+    why: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -80,13 +83,13 @@ class _ClockChoice:
     minute: int
     second: int
     shift: int = 0
+    why: str = ""
 
 
 @dataclass
 class _Context:
     zone: tzinfo
     reference: datetime
-    reasons: list[str] = field(default_factory=list)
 
     @property
     def today(self) -> date:
@@ -172,8 +175,6 @@ def _combine_days(days: list[DaySpec], ctx: _Context) -> _Day:
                 names = "/".join(calendar.day_name[w.weekday] for w in weekdays)
                 raise NotUnderstood(f"{chosen.day:%d %b} is not a {names}")
             chosen = _Day(fits[0])
-    if chosen.why:
-        ctx.reasons.append(chosen.why)
     return chosen
 
 
@@ -251,7 +252,7 @@ def _add_months(day: date, n: int) -> date:
 
 
 # ------------------------------------------------------------------------------------------------ times
-def _clock_choices(spec: TimeSpec, part: str | None, ctx: _Context) -> list[_ClockChoice]:
+def _clock_choices(spec: TimeSpec, part: str | None) -> list[_ClockChoice]:
     """The hours a time may mean: the primary first. A part of day picks am/pm; without one the
     office-hours reading is primary and a plausible other half is the alternative."""
     if part is not None:
@@ -270,10 +271,8 @@ def _clock_choices(spec: TimeSpec, part: str | None, ctx: _Context) -> list[_Clo
     other = (primary + 12) % 24
     choices = [_ClockChoice(primary, spec.minute, spec.second)]
     if other in PLAUSIBLE_ALT_HOURS:
-        choices.append(_ClockChoice(other, spec.minute, spec.second))
-        ctx.reasons.append(
-            f"'{spec.hour}' may be {primary:02d}:{spec.minute:02d} or {other:02d}:{spec.minute:02d}"
-        )
+        why = f"'{spec.hour}' may be {primary:02d}:{spec.minute:02d} or {other:02d}:{spec.minute:02d}"
+        choices.append(_ClockChoice(other, spec.minute, spec.second, why=why))
     return choices
 
 
@@ -281,9 +280,9 @@ def _on_day(day: date, spec: TimeSpec | None, part: str | None, ctx: _Context) -
     """The spans a time/part of day (or neither) gives on `day`: primary first."""
     if spec is not None:
         spans = []
-        for c in _clock_choices(spec, part, ctx):
+        for c in _clock_choices(spec, part):
             moment = ctx.at(day + timedelta(days=c.shift), time(c.hour, c.minute, c.second))
-            spans.append(_Span(Grain.INSTANT, moment, moment))
+            spans.append(_Span(Grain.INSTANT, moment, moment, c.why))
         return spans
     if part is not None:
         window = PARTS[part]
@@ -309,21 +308,15 @@ def _dated_spans(day: _Day, spec: TimeSpec | None, part: str | None, ctx: _Conte
         return _same_weekday_spans(spec, part, ctx)
     spans = _on_day(day.day, spec, part, ctx)
     if day.alt is not None:
-        spans.append(_on_day(day.alt, spec, part, ctx)[0])
+        spans.append(replace(_on_day(day.alt, spec, part, ctx)[0], why=day.why))
     first = spans[0]
-    if (
-        first.grain is Grain.INSTANT
-        and not ctx.ahead(first.earliest)
-        and spec
-        and spec.mode == "bare"
-        and not part
-    ):
+    if first.grain is Grain.INSTANT and not ctx.ahead(first.earliest) and spec and spec.mode == "bare" and not part:
         # "aaj 10 baje" said at 15:31: 10:00 is past, so 22:00 is a reading too
         other = (first.earliest.hour + 12) % 24
         moment = ctx.at(first.earliest.date(), time(other, first.earliest.minute))
         if ctx.ahead(moment) and moment.date() == first.earliest.date():
-            spans.append(_Span(Grain.INSTANT, moment, moment))
-            ctx.reasons.append(f"{first.earliest:%H:%M} has passed; {moment:%H:%M} is possible")
+            why = f"{first.earliest:%H:%M} had passed; {moment:%H:%M} is possible"
+            spans.append(_Span(Grain.INSTANT, moment, moment, why))
     return spans
 
 
@@ -331,13 +324,11 @@ def _same_weekday_spans(spec: TimeSpec | None, part: str | None, ctx: _Context) 
     """A bare weekday naming today: the primary is the first occurrence not yet begun."""
     today = _on_day(ctx.today, spec, part, ctx)
     next_week = _on_day(ctx.today + timedelta(days=7), spec, part, ctx)
-    name = f"{ctx.today:%A}"
+    why = f"'{ctx.today:%A}' said on a {ctx.today:%A}: today or next week"
     if ctx.ahead(today[0].earliest):
-        ctx.reasons.append(f"'{name}' said on a {name}: today or next week")
-        return [*today, next_week[0]]
+        return [*today, replace(next_week[0], why=why)]
     if ctx.ahead(today[0].latest):
-        ctx.reasons.append(f"'{name}' said on a {name}: next week or today")
-        return [*next_week, today[0]]
+        return [*next_week, replace(today[0], why=why)]
     return next_week
 
 
@@ -345,7 +336,7 @@ def _same_weekday_spans(spec: TimeSpec | None, part: str | None, ctx: _Context) 
 def _range_spans(
     spec: RangeSpec, days: list[DaySpec], time_spec: TimeSpec | None, part: str | None, ctx: _Context
 ) -> list[_Span]:
-    first, last, alt = _range_dates(spec, ctx)
+    first, last, alt = _range_dates(spec, ctx.today)
     if days:
         if len(days) != 1 or not isinstance(days[0], WeekdaySpec) or days[0].mod not in (None, "this"):
             raise NotUnderstood("a day together with a range of days")
@@ -359,7 +350,8 @@ def _range_spans(
         raise NotUnderstood("a time of day without a day in a range of days")
     spans = [_range_span(first, last, ctx)]
     if alt is not None:
-        spans.append(_range_span(alt[0], alt[1], ctx))
+        why = f"'next weekend' may be {first:%d %b} or {alt[0]:%d %b}"
+        spans.append(replace(_range_span(alt[0], alt[1], ctx), why=why))
     return spans
 
 
@@ -367,9 +359,8 @@ def _range_span(first: date, last: date, ctx: _Context) -> _Span:
     return _Span(Grain.RANGE, ctx.at(first, time()), ctx.at(last + timedelta(days=1), time()))
 
 
-def _range_dates(spec: RangeSpec, ctx: _Context) -> tuple[date, date, tuple[date, date] | None]:
+def _range_dates(spec: RangeSpec, today: date) -> tuple[date, date, tuple[date, date] | None]:
     """First and last day of a range, and an alternative range when "next weekend" is ambiguous."""
-    today = ctx.today
     monday = today - timedelta(days=today.weekday())
     next_monday = monday + timedelta(days=7)
     if spec.kind == "week":
@@ -388,7 +379,6 @@ def _range_dates(spec: RangeSpec, ctx: _Context) -> tuple[date, date, tuple[date
     saturday = monday + timedelta(days=5)
     if spec.which == "next" and today.weekday() < 5:
         later = saturday + timedelta(days=7)
-        ctx.reasons.append(f"'next weekend' may be {saturday:%d %b} or {later:%d %b}")
         return saturday, saturday + timedelta(days=1), (later, later + timedelta(days=1))
     if spec.which == "next":
         saturday += timedelta(days=7)
@@ -396,15 +386,18 @@ def _range_dates(spec: RangeSpec, ctx: _Context) -> tuple[date, date, tuple[date
 
 
 # ---------------------------------------------------------------------------------------------- reading
+def _end(span: _Span) -> datetime:
+    return span.earliest if span.grain is Grain.INSTANT else span.latest
+
+
 def _reading(text: str, spans: list[_Span], ctx: _Context) -> CallbackReading:
-    primary, rest = spans[0], [s for s in _unique(spans[1:]) if s != spans[0]]
-    reasons = _unique(ctx.reasons)
-    end = primary.earliest if primary.grain is Grain.INSTANT else primary.latest
-    if not ctx.ahead(end):
+    primary = spans[0]
+    # an alternative already over when the call ended is no reading of a callback time
+    rest = [s for s in _unique(spans[1:]) if s != primary and ctx.ahead(_end(s))]
+    reasons = _unique([s.why for s in rest if s.why])
+    if not ctx.ahead(_end(primary)):
         reasons.append("already past when the call ended")
-    alternatives = tuple(
-        CallbackReading(text, CallbackStatus.OK, s.grain, s.earliest, s.latest) for s in rest
-    )
+    alternatives = tuple(CallbackReading(text, CallbackStatus.OK, s.grain, s.earliest, s.latest) for s in rest)
     status = CallbackStatus.AMBIGUOUS if alternatives else CallbackStatus.OK
     return CallbackReading(
         text, status, primary.grain, primary.earliest, primary.latest, alternatives, "; ".join(reasons)

@@ -55,7 +55,7 @@ def schedule_followup(
         notes.append(f"due next working day {due:%a %d %b %H:%M} for a human to read the phrase")
     elif reading.grain in (Grain.DAY, Grain.RANGE):
         due = _at(reading.earliest.astimezone(zone).date(), default_time, zone)
-        notes.append(f"no time said: {default_time:%H:%M}")
+        notes.append(f"no time of day said: default {default_time:%H:%M}")
     else:
         due = reading.earliest.astimezone(zone)
 
@@ -65,9 +65,7 @@ def schedule_followup(
         due = inside
     if due.timestamp() < now.timestamp():
         slot = _into_window(local_now, opens, closes, zone)
-        notes.append(
-            f"{due:%a %d %b %H:%M} already past at {local_now:%H:%M}: moved to {slot:%a %d %b %H:%M}"
-        )
+        notes.append(f"{due:%a %d %b %H:%M} already past at {local_now:%H:%M}: moved to {slot:%a %d %b %H:%M}")
         due = slot
 
     return FollowUp(

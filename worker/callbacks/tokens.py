@@ -31,7 +31,7 @@ def _pieces(text: str) -> list[str | Tok]:
             out.append(Tok(Tag.CLOCK, (int(hour), int(minute)), raw))
         elif kind == "date":
             parts = [int(p) for p in re.split(r"[/-]", raw)]
-            year = parts[2] if len(parts) == 3 else 0
+            year = parts[2] if len(parts) == 3 else None
             out.append(Tok(Tag.DATE, (parts[0], parts[1], year), raw))
         elif kind == "decimal":
             out.append(Tok(Tag.DECIMAL, float(raw), raw))

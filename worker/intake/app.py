@@ -52,7 +52,7 @@ FRAMEWORK_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
 
 class AnyTextConvertor(PathConvertor):
-    """Like ``path``, newlines included: all after the prefix is the token, so any token is a 401, never a 404."""
+    """Like ``path``, newlines too: all after the prefix is the token, so a bad one is a 401, not a 404."""
 
     regex = r"(?s:.*)"
 
@@ -104,9 +104,7 @@ def _doc(description: str, model: type[BaseModel] = ErrorAnswer, **more: Any) ->
 
 
 WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: _doc(
-        "queued, duplicate (already queued or synced) or ignored (an event we do not handle)", Accepted
-    ),
+    200: _doc("queued, duplicate (already queued or synced) or ignored (an event we do not handle)", Accepted),
     400: _doc("malformed JSON (not JSON, not UTF-8, NaN/Infinity, duplicate keys) or nested too deep"),
     401: _doc("missing or wrong secret; missing, wrong or stale signature"),
     413: _doc("body too large"),
@@ -114,9 +112,7 @@ WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
     422: _doc("invalid payload"),
     429: _doc(
         "too many requests from this source; retry after the given seconds",
-        headers={
-            "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 1}}
-        },
+        headers={"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 1}}},
     ),
     503: _doc("queue unavailable; retry"),
 }
@@ -157,6 +153,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             guards.append(Guards.from_settings(current().settings))
         return guards[0]
 
+    if runtime is not None:
+        security()  # a settings typo (say in CRM_SYNC_TRUSTED_PROXIES) fails here, not on each request
     _install_error_handlers(app)
 
     @app.get("/healthz", response_model=Health)
@@ -186,12 +184,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         try:
             event = WebhookEvent.model_validate(payload)
         except ValidationError as exc:
-            problems = [
-                {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()[:10]
-            ]
-            return _error(
-                422, "INVALID_PAYLOAD", "payload does not match the Twenty2 webhook", problems=problems
-            )
+            problems = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()[:10]]
+            return _error(422, "INVALID_PAYLOAD", "payload does not match the Twenty2 webhook", problems=problems)
         call_id = event.the_call_id
         if event.event is not None and event.event not in HANDLED_EVENTS:
             log.info("intake.ignored", call_id=call_id, webhook_event=event.event)
@@ -216,12 +210,10 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         )
         return JSONResponse({"success": True, "status": status, "call_id": call_id})
 
-    body_doc = _webhook_body_doc(IntakeAuth.from_settings(runtime.settings) if runtime else None)
+    body_doc = _webhook_body_doc(security().auth if runtime else None)
 
     @app.post("/webhooks/twenty2", response_model=None, responses=WEBHOOK_RESPONSES, openapi_extra=body_doc)
-    async def webhook(
-        request: Request, authorization: Annotated[str | None, Header()] = None
-    ) -> JSONResponse:
+    async def webhook(request: Request, authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
         """Twenty2 post-call webhook, secret as ``Authorization: Bearer``."""
         return await _run(request, None, authorization)
 
@@ -246,7 +238,6 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             # Redis call: off the event loop, so a slow Redis never stalls other senders.
             verdict = await run_in_threadpool(checks.flood.check, source)
             if not verdict.allowed:
-                log.warning("intake.flooded", source=source, retry_after=verdict.retry_after)
                 return _error(
                     429,
                     "RATE_LIMITED",

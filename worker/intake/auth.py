@@ -52,6 +52,7 @@ MESSAGES = {
 _HEX_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 _UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
 _SIGNATURE_PREFIX = "sha256="
+_DEFAULTS = Settings.model_fields
 
 
 def split_secrets(value: str) -> tuple[bytes, ...]:
@@ -73,9 +74,9 @@ class IntakeAuth:
 
     shared_secrets: tuple[bytes, ...]
     signing_secrets: tuple[bytes, ...] = ()
-    signature_header: str = "X-Twenty2-Signature"
-    timestamp_header: str = "X-Twenty2-Timestamp"
-    tolerance: int = 300
+    signature_header: str = _DEFAULTS["crm_sync_intake_signature_header"].default
+    timestamp_header: str = _DEFAULTS["crm_sync_intake_timestamp_header"].default
+    tolerance: int = _DEFAULTS["crm_sync_intake_signature_tolerance"].default
     signature_only: bool = False
 
     @classmethod
@@ -105,15 +106,9 @@ class IntakeAuth:
         if not offered or not self.shared_secrets:
             return UNAUTHORIZED
         # surrogatepass: a token may carry any code point, even a lone surrogate; encoding it must not raise.
-        return (
-            None
-            if matches_any(offered.encode("utf-8", "surrogatepass"), self.shared_secrets)
-            else UNAUTHORIZED
-        )
+        return None if matches_any(offered.encode("utf-8", "surrogatepass"), self.shared_secrets) else UNAUTHORIZED
 
-    def check_signature(
-        self, headers: Mapping[str, str], body: bytes, now: float | None = None
-    ) -> str | None:
+    def check_signature(self, headers: Mapping[str, str], body: bytes, now: float | None = None) -> str | None:
         """None when ``body`` carries a valid, fresh signature by a signing secret; else the failure code."""
         signature = headers.get(self.signature_header)
         timestamp = headers.get(self.timestamp_header)

@@ -37,6 +37,10 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 SOURCE_PREFIX = {4: 32, 6: 64}
 #: Seconds during which Redis is not asked again after it failed (requests pass meanwhile).
 PAUSE_AFTER_FAILURE = 2.0
+#: Seconds between two "flooded" warnings for the same source (a flood must not flood the logs too).
+WARN_EVERY = 60.0
+#: Sources remembered for that; the memory is simply cleared when full.
+WARN_MEMORY = 1024
 #: Redis timeout (seconds) for the check: short, so a hung Redis costs a request little before it fails open.
 REDIS_TIMEOUT = 0.5
 _UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9.:_-]")
@@ -53,9 +57,7 @@ ALLOWED = FloodVerdict(allowed=True)
 
 def parse_networks(value: str) -> tuple[IPNetwork, ...]:
     """``"10.0.0.1, 192.168.0.0/16, ::1"`` → networks; a bad entry raises ValueError (a setting typo)."""
-    return tuple(
-        ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip()
-    )
+    return tuple(ipaddress.ip_network(part.strip(), strict=False) for part in value.split(",") if part.strip())
 
 
 def _ip(text: str) -> IPAddress | None:
@@ -91,6 +93,7 @@ class FloodGuard:
         self._limiter: MovingWindowRateLimiter | None = None
         self._lock = threading.Lock()
         self._paused_until = 0.0
+        self._warned_at: dict[str, float] = {}
 
     @property
     def enabled(self) -> bool:
@@ -129,7 +132,19 @@ class FloodGuard:
             self._paused_until = time.monotonic() + PAUSE_AFTER_FAILURE
             log.warning("intake.flood_check_unavailable", error=type(exc).__name__)
             return ALLOWED
-        return FloodVerdict(allowed=False, retry_after=max(1, math.ceil(reset_at - time.time())))
+        verdict = FloodVerdict(allowed=False, retry_after=max(1, math.ceil(reset_at - time.time())))
+        self._warn(source, verdict)
+        return verdict
+
+    def _warn(self, source: str, verdict: FloodVerdict) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._warned_at.get(source, -WARN_EVERY) < WARN_EVERY:
+                return
+            if len(self._warned_at) >= WARN_MEMORY:
+                self._warned_at.clear()
+            self._warned_at[source] = now
+        log.warning("intake.flooded", source=source, per_minute=self.per_minute, retry_after=verdict.retry_after)
 
     def _trusted(self, ip: IPAddress) -> bool:
         return any(ip in network for network in self.trusted_proxies)

@@ -136,9 +136,7 @@ def _token_request(settings: Settings, http: requests.Session, form: dict[str, s
         )
     token, instance = reply.get("access_token"), reply.get("instance_url")
     if not isinstance(token, str) or not isinstance(instance, str) or not token or not instance:
-        raise SalesforceAuthError(
-            "Salesforce login reply has no access_token / instance_url", code="BAD_TOKEN_REPLY"
-        )
+        raise SalesforceAuthError("Salesforce login reply has no access_token / instance_url", code="BAD_TOKEN_REPLY")
     return SalesforceSession(instance.rstrip("/"), token)
 
 

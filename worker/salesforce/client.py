@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 import threading
+from functools import partial
 from collections.abc import Callable
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
@@ -127,9 +128,7 @@ def _family_for_status(http_status: int | None) -> type[SalesforceError]:
     return SalesforceRejected
 
 
-def classify_errors(
-    items: list[Any], http_status: int | None, *, stage: Stage | str = Stage.WRITE
-) -> SyncError:
+def classify_errors(items: list[Any], http_status: int | None, *, stage: Stage | str = Stage.WRITE) -> SyncError:
     """Sort a Salesforce error list (``[{"errorCode"|"statusCode", "message", "fields"}]``) into one error.
 
     ``http_status`` 300 (several records match an external id: ``items`` is then the list of record URLs)
@@ -333,9 +332,7 @@ class SalesforceClient:
     def _read(self, fn: Callable[[], T]) -> T:
         """Run a read, retrying ``SalesforceUnavailable`` (never the limit or an expired session)."""
         wait = (
-            wait_exponential(multiplier=self._retry_wait, max=self._retry_wait * 8)
-            if self._retry_wait
-            else wait_none()
+            wait_exponential(multiplier=self._retry_wait, max=self._retry_wait * 8) if self._retry_wait else wait_none()
         )
         retrying = Retrying(
             stop=stop_after_attempt(self._read_attempts),
@@ -364,7 +361,7 @@ class SalesforceClient:
                     "unexpected nextRecordsUrl in query reply", stage=Stage.LOOKUP, code="BAD_RESPONSE"
                 )
             path = match.group(1)
-            page = self._read(lambda p=path: self._call("GET", p, stage=Stage.LOOKUP)) or {}  # type: ignore[misc]
+            page = self._read(partial(self._call, "GET", path, stage=Stage.LOOKUP)) or {}
             records.extend(page.get("records", []))
         return records
 
@@ -386,9 +383,7 @@ class SalesforceClient:
     def get(self, sobject: str, record_id: str, fields: list[str] | None = None) -> dict[str, Any]:
         path = f"sobjects/{quote(sobject, safe='')}/{quote(record_id, safe='')}"
         params = {"fields": ",".join(fields)} if fields else None
-        result: dict[str, Any] = self._read(
-            lambda: self._call("GET", path, params=params, stage=Stage.LOOKUP)
-        )
+        result: dict[str, Any] = self._read(lambda: self._call("GET", path, params=params, stage=Stage.LOOKUP))
         return result
 
     def limits(self) -> dict[str, Any]:
@@ -424,9 +419,7 @@ class SalesforceClient:
         )
         if not isinstance(reply, dict):
             return UpsertResult(None, False)  # API < 46.0: 204 = updated
-        return UpsertResult(
-            str(reply.get("id")) if reply.get("id") else None, bool(reply.get("created", True))
-        )
+        return UpsertResult(str(reply.get("id")) if reply.get("id") else None, bool(reply.get("created", True)))
 
     def composite(self, subrequests: list[dict[str, Any]], *, all_or_none: bool) -> list[dict[str, Any]]:
         """POST ``composite``; returns the ``compositeResponse`` list (sub-failures are NOT raised: see
@@ -460,8 +453,7 @@ class SalesforceClient:
         if len(records) > COLLECTION_MAX:
             raise ValueError(f"at most {COLLECTION_MAX} records per collection request (got {len(records)})")
         typed = [
-            {"attributes": {"type": sobject}, **{k: v for k, v in r.items() if k != "attributes"}}
-            for r in records
+            {"attributes": {"type": sobject}, **{k: v for k, v in r.items() if k != "attributes"}} for r in records
         ]
         reply = self._call(method, path, json={"allOrNone": all_or_none, "records": typed}, stage=Stage.WRITE)
         return list(reply or [])

@@ -21,7 +21,15 @@ from worker.twenty2.models import CallDetail
 log = structlog.get_logger(__name__)
 
 _SF_ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
-BASE_FIELDS = ("Id", "OwnerId", "IsConverted", "ConvertedContactId", "Phone", "MobilePhone", "LastModifiedDate")
+BASE_FIELDS = (
+    "Id",
+    "OwnerId",
+    "IsConverted",
+    "ConvertedContactId",
+    "Phone",
+    "MobilePhone",
+    "LastModifiedDate",
+)
 
 
 class QueryClient(Protocol):
@@ -68,8 +76,10 @@ class LeadFinder:
         if not variants:
             return []
         rows = self.client.query(
-            self._select("WHERE Phone IN {variants} OR MobilePhone IN {variants} ORDER BY LastModifiedDate DESC LIMIT 20",
-                         variants=variants)
+            self._select(
+                "WHERE Phone IN {variants} OR MobilePhone IN {variants} ORDER BY LastModifiedDate DESC LIMIT 20",
+                variants=variants,
+            )
         )
         matched = [r for r in rows if self._same(r, phone)]
         if matched:
@@ -84,7 +94,8 @@ class LeadFinder:
         return any(same_number(row.get(f), phone, self.region) for f in ("Phone", "MobilePhone"))
 
     def _select(self, where: str, *args: Any, **kwargs: Any) -> str:
-        return format_soql(f"SELECT {', '.join(self.fields)} FROM Lead {where}", *args, **kwargs)
+        # Field names come from the mapping file (validated API names), values go through format_soql.
+        return format_soql(f"SELECT {', '.join(self.fields)} FROM Lead {where}", *args, **kwargs)  # noqa: S608
 
     def _target(self, row: dict[str, Any], *, matched_by: str) -> LeadTarget:
         fields = {k: v for k, v in row.items() if k != "attributes"}
@@ -104,5 +115,9 @@ class LeadFinder:
                 converted_from=row["Id"],
             )
         return LeadTarget(
-            record_id=row["Id"], sobject="Lead", owner_id=row.get("OwnerId"), matched_by=matched_by, fields=fields
+            record_id=row["Id"],
+            sobject="Lead",
+            owner_id=row.get("OwnerId"),
+            matched_by=matched_by,
+            fields=fields,
         )

@@ -42,8 +42,14 @@ class PlanWriter:
                 raise
             log.info("salesforce.task_exists_resend", call_id=plan.call_id)
             trimmed = [
-                RecordWrite(w.ref, w.sobject, w.method, {k: v for k, v in w.fields.items() if k not in w.create_only},
-                            w.record_id, w.external_id)
+                RecordWrite(
+                    w.ref,
+                    w.sobject,
+                    w.method,
+                    {k: v for k, v in w.fields.items() if k not in w.create_only},
+                    w.record_id,
+                    w.external_id,
+                )
                 for w in writes
             ]
             return self._send(trimmed)
@@ -68,7 +74,12 @@ class PlanWriter:
     def _subrequest(self, write: RecordWrite) -> dict[str, Any]:
         body = {k: _render(v) for k, v in write.fields.items()}
         if write.method == "create":
-            return {"method": "POST", "url": f"{self.base}/sobjects/{write.sobject}", "referenceId": write.ref, "body": body}
+            return {
+                "method": "POST",
+                "url": f"{self.base}/sobjects/{write.sobject}",
+                "referenceId": write.ref,
+                "body": body,
+            }
         if write.method == "update":
             return {
                 "method": "PATCH",

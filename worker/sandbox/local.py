@@ -71,13 +71,13 @@ class Sandboxes:
         """Settings pointing at the sandboxes (client-credentials login), ignoring any ``.env`` file."""
         values: dict[str, Any] = {k.lower(): v for k, v in self.env.items()}
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     def sample_call_ids(self, count: int) -> list[str]:
         """The docs' completed example, the docs' failed call, and calls to demo Leads (one converted)."""
         demo = self.salesforce.demo_ids
-        phones = [self.salesforce.get(demo[name])["Phone"] or self.salesforce.get(demo[name])["MobilePhone"]
-                  for name in ("arjun", "meera")]
+        records = [self.salesforce.get(demo[name]) or {} for name in ("arjun", "meera")]
+        phones = [r.get("Phone") or r.get("MobilePhone") or "" for r in records]
         extra = self.twenty2.add_generated_calls(max(0, count - 2), seed=11, phones=phones)
         return [SEED_CALL, FAILED_CALL, *extra][:count]
 
@@ -91,9 +91,11 @@ class Sandboxes:
         for call_id in call_ids:
             for task in self.tasks_for(call_id):
                 who = self.salesforce.get(task.get("WhoId") or "") or {}
-                lead = f"{who.get('Status', '')} / {who.get('Rating', '')}" if who.get("Id", "").startswith("00Q") else ""
+                lead = (
+                    f"{who.get('Status', '')} / {who.get('Rating', '')}" if who.get("Id", "").startswith("00Q") else ""
+                )
                 due = f"{task.get('ActivityDate') or ''} {task.get('ReminderDateTime') or ''}".strip()
-                name = f"{who.get('attributes', {}).get('type', '') or who.get('Id', '')[:3]} {who.get('FirstName') or ''} {who.get('LastName') or ''}"
+                name = f"{who.get('Id', '')[:3]} {who.get('FirstName') or ''} {who.get('LastName') or ''}"
                 table.add_row(call_id, str(task.get("Subject")), due, name.strip(), lead)
         console.print(table)
 
@@ -104,8 +106,8 @@ def serve_sandboxes_forever(directory: Path) -> None:
         env_file = directory / "sandbox.env"
         env_file.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in boxes.env.items()))
         env_file.chmod(0o600)
-        print(f"Twenty2 sandbox:    {boxes.twenty2_url}")  # noqa: T201 - CLI output
-        print(f"Salesforce sandbox: {boxes.salesforce_url}")  # noqa: T201
-        print(f"settings to use them: source {env_file}")  # noqa: T201
+        print(f"Twenty2 sandbox:    {boxes.twenty2_url}")
+        print(f"Salesforce sandbox: {boxes.salesforce_url}")
+        print(f"settings to use them: source {env_file}")
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()

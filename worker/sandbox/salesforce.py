@@ -89,9 +89,7 @@ MAX_API_VERSION = 66.0
 JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 ORG_ID = "00D5g000004SANDBX"
 ROLLBACK_MESSAGE = "The transaction was rolled back since another operation in the same transaction failed."
-ALL_OR_NONE_MESSAGE = (
-    "Record rolled back because not all records were valid and the request was using AllOrNone header"
-)
+ALL_OR_NONE_MESSAGE = "Record rolled back because not all records were valid and the request was using AllOrNone header"
 NOT_FOUND_MESSAGE = "The requested resource does not exist"
 COMPOSITE_MAX = 25
 COMPOSITE_MAX_QUERIES = 5
@@ -275,6 +273,7 @@ class SalesforceState:
         self.query_batch_size = 2000
         self._schema_template = schema or Schema.standard()
         self.schema = self._schema_template.copy()
+        self.initial_api_max = api_max
         self.api_max = api_max
         self.api_used = 0
         self.faults = Faults()
@@ -295,7 +294,7 @@ class SalesforceState:
     # --- public Python API ---------------------------------------------------------------------------
 
     def reset(self, *, demo: bool = False) -> None:
-        """Empty the org (keeps credentials and issued tokens), reset faults, usage and stats; seed users."""
+        """Empty the org (keeps credentials, tokens and added fields); reset faults, usage, stats; seed users."""
         with self.lock:
             self.schema = self._schema_template.copy()
             self._records = {spec.name: {} for spec in self.schema.objects.values()}
@@ -305,9 +304,9 @@ class SalesforceState:
             self.faults = Faults()
             self._rng = random.Random(self.faults.seed)
             self.api_used = 0
+            self.api_max = self.initial_api_max
             self._stats = {
-                name: Counter()
-                for name in ("api_requests", "operations", "faults", "oauth", "composite", "errors")
+                name: Counter() for name in ("api_requests", "operations", "faults", "oauth", "composite", "errors")
             }
             self.demo_ids = {}
             self._seed_users()
@@ -469,8 +468,7 @@ class SalesforceState:
                 raise ValueError(f"fail_kind must be one of {FAULT_KINDS}")
             if "validation_rules" in changes:
                 changes["validation_rules"] = [
-                    r if isinstance(r, ValidationRule) else ValidationRule(**r)
-                    for r in changes["validation_rules"]
+                    r if isinstance(r, ValidationRule) else ValidationRule(**r) for r in changes["validation_rules"]
                 ]
             for name, value in changes.items():
                 setattr(self.faults, name, value)
@@ -543,9 +541,7 @@ class SalesforceState:
         login = self.base_url or base_url
         identity = f"{login}/id/{ORG_ID}/{user_id}"
         signature = base64.b64encode(
-            hmac.new(
-                self.oauth.client_secret.encode(), (identity + issued_at).encode(), hashlib.sha256
-            ).digest()
+            hmac.new(self.oauth.client_secret.encode(), (identity + issued_at).encode(), hashlib.sha256).digest()
         ).decode()
         return 200, {
             "access_token": token,
@@ -561,9 +557,7 @@ class SalesforceState:
         if not hmac.compare_digest(form.get("client_id", ""), self.oauth.client_id):
             raise _OAuthError("invalid_client_id", "client identifier invalid")
         secret = form.get("client_secret")
-        if (secret_required or secret is not None) and not hmac.compare_digest(
-            secret or "", self.oauth.client_secret
-        ):
+        if (secret_required or secret is not None) and not hmac.compare_digest(secret or "", self.oauth.client_secret):
             raise _OAuthError("invalid_client", "invalid client credentials")
 
     def _grant_password(self, form: dict[str, str], base_url: str) -> str:
@@ -665,9 +659,7 @@ class SalesforceState:
         with self.lock:
             user_id = self._session_user(authorization)
             if user_id is None:
-                return RestReply(
-                    401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
-                )
+                return RestReply(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
             kind = _request_kind(method, segments)
             if self.api_used >= self.api_max:
                 self._stats["errors"]["REQUEST_LIMIT_EXCEEDED"] += 1
@@ -693,9 +685,7 @@ class SalesforceState:
                 first = result.body[0]
                 if isinstance(first, dict):
                     self._stats["errors"][str(first.get("errorCode"))] += 1
-            reply = RestReply(
-                result.status, result.body, dict(result.headers), drop=fault == "drop_after_commit"
-            )
+            reply = RestReply(result.status, result.body, dict(result.headers), drop=fault == "drop_after_commit")
             return self._with_usage(reply)
 
     def _with_usage(self, reply: RestReply) -> RestReply:
@@ -708,12 +698,7 @@ class SalesforceState:
             return None
         scope = set(faults.fail_scope)
         is_write = method.upper() != "GET"
-        eligible = (
-            not scope
-            or kind in scope
-            or ("write" in scope and is_write)
-            or ("read" in scope and not is_write)
-        )
+        eligible = not scope or kind in scope or ("write" in scope and is_write) or ("read" in scope and not is_write)
         if faults.fail_kind == "lock" and not is_write:
             eligible = False  # a row lock only ever hits a write
         if not eligible:
@@ -731,26 +716,20 @@ class SalesforceState:
                 503, [error_item("SERVER_UNAVAILABLE", "Server temporarily unavailable, try again later.")]
             )
         if fault == "server_error":
-            message = (
-                "An unexpected error occurred. Please include this ErrorId if you contact support: 1234-5678"
-            )
+            message = "An unexpected error occurred. Please include this ErrorId if you contact support: 1234-5678"
             return RestReply(500, [error_item("UNKNOWN_EXCEPTION", message)])
         if fault == "limit":
             return RestReply(403, _limit_error().body)
         if fault == "expire_sessions":
             self._tokens.clear()
-            return RestReply(
-                401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
-            )
+            return RestReply(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
         if fault == "lock":
             ctx.inject_lock = True
         return None
 
     # --- routing -------------------------------------------------------------------------------------
 
-    def _dispatch(
-        self, ctx: _Ctx, method: str, segments: list[str], params: dict[str, str], body: Any
-    ) -> _Result:
+    def _dispatch(self, ctx: _Ctx, method: str, segments: list[str], params: dict[str, str], body: Any) -> _Result:
         try:
             return self._route(ctx, method.upper(), [s for s in segments if s != ""], params, body)
         except ApiError as exc:
@@ -785,9 +764,7 @@ class SalesforceState:
                 return self._collections(ctx, method, segs[2:], params, body, outer_all_or_none=None)
         raise _not_found()
 
-    def _route_sobjects(
-        self, ctx: _Ctx, method: str, segs: list[str], params: dict[str, str], body: Any
-    ) -> _Result:
+    def _route_sobjects(self, ctx: _Ctx, method: str, segs: list[str], params: dict[str, str], body: Any) -> _Result:
         if not segs:
             _allow(method, "GET")
             listing = [
@@ -839,9 +816,7 @@ class SalesforceState:
                 f"Provided external ID field does not exist or is not accessible: {raw_id[:40]}",
             )
         if record_id[:3] != obj.key_prefix:
-            raise ApiError.of(
-                400, "MALFORMED_ID", f"{obj.label} ID: id value of incorrect type: {record_id}", ["Id"]
-            )
+            raise ApiError.of(400, "MALFORMED_ID", f"{obj.label} ID: id value of incorrect type: {record_id}", ["Id"])
         if method == "GET":
             self._op("sobject", "get")
             record = self._live(obj, record_id)
@@ -904,9 +879,7 @@ class SalesforceState:
 
     def _create(self, ctx: _Ctx, obj: ObjectSpec, body: dict[str, Any]) -> str:
         if not obj.createable:
-            raise ApiError.of(
-                400, "INVALID_TYPE_FOR_OPERATION", f"entity type cannot be inserted: {obj.name}"
-            )
+            raise ApiError.of(400, "INVALID_TYPE_FOR_OPERATION", f"entity type cannot be inserted: {obj.name}")
         self._guard_write(ctx, None)
         values = self._checked_fields(obj, body, creating=True)
         record = dict(values)
@@ -935,9 +908,7 @@ class SalesforceState:
         if obj.name == "Lead" and existing.get("IsConverted"):
             raise ApiError.of(400, "CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")
         nulled = [
-            s.name
-            for s in obj.fields.values()
-            if s.required and s.name in values and values[s.name] in (None, "")
+            s.name for s in obj.fields.values() if s.required and s.name in values and values[s.name] in (None, "")
         ]
         if nulled:
             raise ApiError.of(
@@ -1004,9 +975,7 @@ class SalesforceState:
                 continue
             spec = obj.field(key)
             if spec is None:
-                raise ApiError.of(
-                    400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}"
-                )
+                raise ApiError.of(400, "INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}")
             resolved.append((spec, value))
         forbidden = [s.name for s, _ in resolved if not (s.createable if creating else s.updateable)]
         if forbidden:
@@ -1056,8 +1025,7 @@ class SalesforceState:
                     raise ApiError.of(
                         400,
                         "DUPLICATE_VALUE",
-                        f"duplicate value found: {spec.name} duplicates value on record with id: "
-                        f"{other['Id']}",
+                        f"duplicate value found: {spec.name} duplicates value on record with id: {other['Id']}",
                     )
 
     def _check_reference(self, spec: FieldSpec, record_id: str) -> None:
@@ -1305,9 +1273,7 @@ class SalesforceState:
 
     def _composite(self, ctx: _Ctx, body: Any) -> _Result:
         if not isinstance(body, dict) or not isinstance(body.get("compositeRequest"), list):
-            raise ApiError.of(
-                400, "JSON_PARSER_ERROR", "The request body must contain a compositeRequest array"
-            )
+            raise ApiError.of(400, "JSON_PARSER_ERROR", "The request body must contain a compositeRequest array")
         subrequests: list[dict[str, Any]] = body["compositeRequest"]
         all_or_none = bool(body.get("allOrNone", False))
         _validate_composite(subrequests)
@@ -1351,9 +1317,7 @@ class SalesforceState:
                 )
         return _Result(200, {"compositeResponse": final})
 
-    def _composite_one(
-        self, ctx: _Ctx, sub: dict[str, Any], done: dict[str, _Result], all_or_none: bool
-    ) -> _Result:
+    def _composite_one(self, ctx: _Ctx, sub: dict[str, Any], done: dict[str, _Result], all_or_none: bool) -> _Result:
         try:
             url = _resolve_text(str(sub["url"]), done)
             body = _resolve(sub.get("body"), done)
@@ -1363,11 +1327,7 @@ class SalesforceState:
         parts = urlsplit(url)
         match = re.match(r"^/services/data/(v[^/]+)/(.*)$", parts.path)
         version = _VERSION.match(match.group(1)) if match else None
-        if (
-            match is None
-            or version is None
-            or not MIN_API_VERSION <= float(version.group(1)) <= self.max_api_version
-        ):
+        if match is None or version is None or not MIN_API_VERSION <= float(version.group(1)) <= self.max_api_version:
             return _Result(404, _not_found().body)
         segments = [unquote(s) for s in match.group(2).split("/")]
         params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
@@ -1382,9 +1342,7 @@ class SalesforceState:
                     sub_ctx, method, clean[2:], params, body, outer_all_or_none=True if all_or_none else None
                 )
             elif clean and clean[0] == "composite":
-                result = _Result(
-                    400, [error_item("INVALID_API_INPUT", "Composite subrequests cannot be composite")]
-                )
+                result = _Result(400, [error_item("INVALID_API_INPUT", "Composite subrequests cannot be composite")])
             else:
                 result = self._route(sub_ctx, method, clean, params, body)
         except ApiError as exc:
@@ -1410,9 +1368,7 @@ class SalesforceState:
         if method == "DELETE" and not segs:
             ids = [i for i in params.get("ids", "").split(",") if i]
             all_or_none = params.get("allOrNone", "false").lower() == "true"
-            return self._collection_write(
-                ctx, "delete", [{"Id": i} for i in ids], all_or_none, outer_all_or_none, None
-            )
+            return self._collection_write(ctx, "delete", [{"Id": i} for i in ids], all_or_none, outer_all_or_none, None)
         if not isinstance(body, dict) or not isinstance(body.get("records"), list):
             raise ApiError.of(400, "JSON_PARSER_ERROR", "The request body must contain a records array")
         records: list[Any] = body["records"]
@@ -1497,11 +1453,7 @@ class SalesforceState:
         seen_external: Counter[str],
     ) -> dict[str, Any]:
         values = {k: v for k, v in record.items() if k != "attributes"}
-        type_name = (
-            (record.get("attributes") or {}).get("type")
-            if isinstance(record.get("attributes"), dict)
-            else None
-        )
+        type_name = (record.get("attributes") or {}).get("type") if isinstance(record.get("attributes"), dict) else None
         if operation == "upsert" and upsert_on is not None:
             obj, spec = upsert_on
             key = next((k for k in values if k.lower() == spec.name.lower()), None)
@@ -1587,9 +1539,7 @@ def _body_dict(body: Any) -> dict[str, Any]:
     if body is None:
         return {}
     if not isinstance(body, dict):
-        raise ApiError.of(
-            400, "JSON_PARSER_ERROR", "Cannot deserialize instance of sObject from a non-object value"
-        )
+        raise ApiError.of(400, "JSON_PARSER_ERROR", "Cannot deserialize instance of sObject from a non-object value")
     return body
 
 

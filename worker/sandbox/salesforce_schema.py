@@ -181,9 +181,7 @@ def _system_fields() -> list[FieldSpec]:
     return [
         FieldSpec("Id", "id", 18, "Record ID", createable=False, updateable=False, nillable=False),
         FieldSpec("IsDeleted", "boolean", 0, "Deleted", createable=False, updateable=False, nillable=False),
-        FieldSpec(
-            "CreatedDate", "datetime", 0, "Created Date", createable=False, updateable=False, nillable=False
-        ),
+        FieldSpec("CreatedDate", "datetime", 0, "Created Date", createable=False, updateable=False, nillable=False),
         FieldSpec(
             "CreatedById",
             "reference",
@@ -272,9 +270,7 @@ def _lead() -> ObjectSpec:
         ),
         FieldSpec("Description", "textarea", 32000, "Description"),
         _owner(),
-        FieldSpec(
-            "IsConverted", "boolean", 0, "Converted", createable=False, updateable=False, nillable=False
-        ),
+        FieldSpec("IsConverted", "boolean", 0, "Converted", createable=False, updateable=False, nillable=False),
         FieldSpec("ConvertedDate", "date", 0, "Converted Date", createable=False, updateable=False),
         FieldSpec(
             "ConvertedContactId",
@@ -369,9 +365,7 @@ def _task() -> ObjectSpec:
     spec = ObjectSpec("Task", "Task", searchable=False)
     for item in [
         *_system_fields(),
-        FieldSpec(
-            "Subject", "combobox", 255, "Subject", picklist=("Call", "Send Letter", "Send Quote", "Other")
-        ),
+        FieldSpec("Subject", "combobox", 255, "Subject", picklist=("Call", "Send Letter", "Send Quote", "Other")),
         FieldSpec(
             "Status",
             "picklist",
@@ -450,16 +444,12 @@ class Schema:
             raise KeyError(f"no sObject {sobject}")
         target.add(spec)
 
-    def set_picklist(
-        self, sobject: str, field_name: str, values: list[str], *, default: str | None = None
-    ) -> None:
+    def set_picklist(self, sobject: str, field_name: str, values: list[str], *, default: str | None = None) -> None:
         target = self.obj(sobject)
         spec = target.field(field_name) if target else None
         if target is None or spec is None:
             raise KeyError(f"no field {sobject}.{field_name}")
-        target.add(
-            replace(spec, picklist=tuple(values), default=default if default is not None else spec.default)
-        )
+        target.add(replace(spec, picklist=tuple(values), default=default if default is not None else spec.default))
 
     def copy(self) -> Schema:
         return copy.deepcopy(self)

@@ -128,8 +128,7 @@ def unescape(raw: str, *, like: bool = False) -> list[tuple[str, bool]]:
         else:
             raise QueryError(
                 "MALFORMED_QUERY",
-                f"Invalid string literal '{raw[:40]}'. "
-                f"Illegal character sequence '\\{following}' in string literal.",
+                f"Invalid string literal '{raw[:40]}'. Illegal character sequence '\\{following}' in string literal.",
             )
     return out
 
@@ -553,9 +552,7 @@ def _search_term(text: str) -> tuple[str, int]:
     """The unescaped term of ``FIND {...}`` and the index after the closing brace."""
     match = re.match(r"\s*FIND\s*\{", text, re.IGNORECASE)
     if not match:
-        raise QueryError(
-            "MALFORMED_SEARCH", "No search term found. The search term must be enclosed in braces."
-        )
+        raise QueryError("MALFORMED_SEARCH", "No search term found. The search term must be enclosed in braces.")
     index, term = match.end(), []
     while index < len(text):
         char = text[index]

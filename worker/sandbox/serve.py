@@ -77,6 +77,7 @@ def serve_in_thread(app: object, tls: TLSFiles, port: int | None = None) -> Iter
         yield f"https://127.0.0.1:{port}"
     finally:
         server.should_exit = True
+        server.force_exit = True  # do not wait for idle keep-alive connections of clients still alive
         thread.join(timeout=10)
 
 

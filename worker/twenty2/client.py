@@ -282,8 +282,12 @@ def _decode(data: bytes, content_type: str | None) -> str:
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
+    """(scheme, host, port) with default ports filled in; an unreadable port gives port None."""
     parts = urlsplit(url)
-    port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    try:
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    except ValueError:
+        port = None
     return parts.scheme, (parts.hostname or "").lower(), port
 
 

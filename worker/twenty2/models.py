@@ -22,12 +22,34 @@ _CALL_ID_RE = re.compile(CALL_ID_PATTERN)
 #: Statuses after which a call's detail is final. Anything else (queued, ringing, in-progress, ...) is not.
 CONNECTED_STATUSES = frozenset({"completed"})
 NOT_CONNECTED_STATUSES = frozenset(
-    {"failed", "busy", "no-answer", "no_answer", "unanswered", "not-answered", "cancelled", "canceled", "rejected",
-     "voicemail", "error"}
+    {
+        "failed",
+        "busy",
+        "no-answer",
+        "no_answer",
+        "unanswered",
+        "not-answered",
+        "cancelled",
+        "canceled",
+        "rejected",
+        "voicemail",
+        "error",
+    }
 )
 PENDING_STATUSES = frozenset(
-    {"queued", "initiated", "scheduled", "ringing", "in-progress", "in_progress", "ongoing", "active", "connecting",
-     "processing", "analyzing"}
+    {
+        "queued",
+        "initiated",
+        "scheduled",
+        "ringing",
+        "in-progress",
+        "in_progress",
+        "ongoing",
+        "active",
+        "connecting",
+        "processing",
+        "analyzing",
+    }
 )
 
 
@@ -214,5 +236,5 @@ class WebhookEvent(BaseModel):
     def the_call_id(self) -> str:
         if self.call is not None:
             return self.call.call_id
-        assert self.call_id is not None  # noqa: S101 - guaranteed by the validator
+        assert self.call_id is not None
         return self.call_id

@@ -1,0 +1,215 @@
+"""A call synced inline (fetch → plan → write → record) against both sandboxes and a real Redis.
+
+One test per real-world case: how the Lead is found, what a failed call writes, what each kind of
+failure leaves in the ledger.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from worker.ledger import State
+from worker.pipeline import Services, run_sync
+from worker.runtime import Runtime
+from worker.sandbox.local import FAILED_CALL, SEED_CALL, Sandboxes
+from worker.sandbox.salesforce import ValidationRule
+from worker.tasks import sync_and_record
+from worker.twenty2.client import RetryPolicy, Twenty2Client
+
+
+def runtime(boxes: Sandboxes, redis_url: str, **overrides: Any) -> Runtime:
+    settings = boxes.settings(redis_url=redis_url, twenty2_rate_limit_per_minute=0, **overrides)
+    services = Services.from_settings(settings, twenty2=Twenty2Client(settings, retry=RetryPolicy.instant()))
+    return Runtime(settings, _services=services)
+
+
+def lead(boxes: Sandboxes, name: str) -> dict[str, Any]:
+    record = boxes.salesforce.get(boxes.salesforce.demo_ids[name])
+    assert record is not None
+    return record
+
+
+def call_tasks(boxes: Sandboxes, call_id: str) -> list[dict[str, Any]]:
+    return [t for t in boxes.salesforce.records("Task") if t.get("Twenty2_Call_Id__c") == call_id]
+
+
+def add_call(boxes: Sandboxes, phone: str, **fields: Any) -> str:
+    fields.setdefault("output_parameters", {"interested": "yes"})
+    return boxes.twenty2.add_call(callee_phone=phone, **fields)
+
+
+def test_seed_call_updates_lead_and_logs_call_and_callback(boxes: Sandboxes, redis_url: str) -> None:
+    rt = runtime(boxes, redis_url)
+    assert sync_and_record(rt, SEED_CALL) == "synced"
+    [task] = call_tasks(boxes, SEED_CALL)
+    assert task["TaskSubtype"] == "Call" and task["CallDurationInSeconds"] == 94 and task["CallType"] == "Outbound"
+    assert task["CallObject"] == SEED_CALL and task["Status"] == "Completed"
+    assert "/recordings/call_9c4d7e12ab.mp3" in task["Description"] and "expires" in task["Description"]
+    who = boxes.salesforce.get(task["WhoId"])
+    assert who is not None and (who["Status"], who["Rating"]) == ("Working - Contacted", "Hot")
+    [followup] = call_tasks(boxes, SEED_CALL + "-callback")
+    assert followup["IsReminderSet"] is True and followup["WhoId"] == task["WhoId"]
+    assert followup["OwnerId"] == who["OwnerId"] and "Tomorrow 11am" in followup["Subject"]
+    record = rt.ledger.get(SEED_CALL)
+    assert (
+        record is not None and record.state is State.SYNCED and set(record.salesforce_ids) >= {"callTask", "followUp"}
+    )
+
+
+def test_replayed_call_writes_no_second_task(boxes: Sandboxes, redis_url: str) -> None:
+    rt = runtime(boxes, redis_url)
+    first = run_sync(rt.services, SEED_CALL)
+    before = {t["Id"]: t["LastModifiedDate"] for t in boxes.salesforce.records("Task")}
+    again = run_sync(rt.services, SEED_CALL)
+    assert len(call_tasks(boxes, SEED_CALL)) == 1 and len(call_tasks(boxes, SEED_CALL + "-callback")) == 1
+    assert again.salesforce_ids["callTask"] == first.salesforce_ids["callTask"]
+    assert set(before) == {t["Id"] for t in boxes.salesforce.records("Task")}
+
+
+def test_failed_call_logs_attempt_and_leaves_lead_untouched(boxes: Sandboxes, redis_url: str) -> None:
+    arjun = lead(boxes, "arjun")
+    call_id = add_call(
+        boxes,
+        "9876543210",
+        status="failed",
+        duration_seconds=0,
+        disconnection_reason="unanswered",
+        output_parameters={"interested": "yes", "callback_requested": "yes", "callback_time": "kal 11 baje"},
+    )
+    outcome = run_sync(runtime(boxes, redis_url).services, call_id)
+    [task] = call_tasks(boxes, call_id)
+    assert task["WhoId"] == arjun["Id"] and task["CallDisposition"] == "failed" and "not connected" in task["Subject"]
+    assert call_tasks(boxes, call_id + "-callback") == []
+    assert lead(boxes, "arjun")["Status"] == arjun["Status"] and lead(boxes, "arjun")["Rating"] == arjun["Rating"]
+    assert "lead" not in outcome.salesforce_ids
+
+
+def test_lead_by_salesforce_id_in_input_parameters(boxes: Sandboxes, redis_url: str) -> None:
+    karan = lead(boxes, "karan")
+    call_id = add_call(boxes, "9000000001", input_parameters={"salesforce_id": karan["Id"]})
+    outcome = run_sync(runtime(boxes, redis_url).services, call_id)
+    assert outcome.plan.target is not None and outcome.plan.target.record_id == karan["Id"]
+    assert outcome.plan.target.matched_by.startswith("salesforce_id")
+    assert lead(boxes, "karan")["Status"] == "Working - Contacted"
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "9812345678",
+        "+919812345678",
+        "+91 98123 45678",
+        "098123-45678",
+        "09812345678",
+        "919812345678",
+        "+91-98123-45678",
+        "(+91) 98123-45678",
+        "98123 45678",
+        "+91 981 234 5678",
+        "0091 98123 45678",
+    ],
+)
+def test_lead_by_phone_in_each_stored_format(boxes: Sandboxes, redis_url: str, stored: str) -> None:
+    lead_id = boxes.salesforce.insert_raw("Lead", {"LastName": "Rao", "Company": "Rao & Sons", "Phone": stored})
+    boxes.salesforce.insert_raw("Lead", {"LastName": "Decoy", "Company": "Elsewhere", "Phone": "9812345679"})
+    call_id = add_call(boxes, "9812345678")
+    outcome = run_sync(runtime(boxes, redis_url).services, call_id)
+    assert outcome.plan.target is not None and outcome.plan.target.record_id == lead_id
+    [task] = call_tasks(boxes, call_id)
+    assert task["WhoId"] == lead_id
+
+
+def test_unknown_number_creates_a_lead(boxes: Sandboxes, redis_url: str) -> None:
+    call_id = add_call(boxes, "9123400000", input_parameters={"customerName": "Lakshay Gupta"})
+    outcome = run_sync(runtime(boxes, redis_url).services, call_id)
+    created = boxes.salesforce.get(outcome.salesforce_ids["lead"])
+    assert created is not None and (created["FirstName"], created["LastName"]) == ("Lakshay", "Gupta")
+    assert created["Phone"] == "9123400000" and created["Status"] == "Working - Contacted"
+    [task] = call_tasks(boxes, call_id)
+    assert task["WhoId"] == created["Id"]
+
+
+def test_unknown_number_skipped_by_policy(boxes: Sandboxes, redis_url: str) -> None:
+    call_id = add_call(boxes, "9123400001")
+    rt = runtime(boxes, redis_url, crm_sync_unknown_number="skip")
+    assert sync_and_record(rt, call_id) == "skipped"
+    record = rt.ledger.get(call_id)
+    assert record is not None and record.last_error is not None and record.last_error["code"] == "UNKNOWN_NUMBER"
+    assert "9123400001" not in record.summary  # the number is masked
+    assert call_tasks(boxes, call_id) == []
+
+
+def test_converted_lead_logs_on_its_contact(boxes: Sandboxes, redis_url: str) -> None:
+    meera = lead(boxes, "meera")
+    call_id = add_call(boxes, "9123456789", output_parameters={"interested": "no"})
+    outcome = run_sync(runtime(boxes, redis_url).services, call_id)
+    [task] = call_tasks(boxes, call_id)
+    assert task["WhoId"] == boxes.salesforce.demo_ids["meera_contact"]
+    assert "lead" not in outcome.salesforce_ids
+    assert lead(boxes, "meera")["Rating"] == meera["Rating"]
+
+
+def test_expired_salesforce_session_is_refreshed(boxes: Sandboxes, redis_url: str) -> None:
+    rt = runtime(boxes, redis_url)
+    run_sync(rt.services, FAILED_CALL)  # logs in
+    boxes.salesforce.expire_sessions()
+    assert sync_and_record(rt, SEED_CALL) == "synced"
+    assert boxes.salesforce.stats()["oauth"]["client_credentials"] == 2
+
+
+def test_call_not_final_is_retried_later(boxes: Sandboxes, redis_url: str) -> None:
+    boxes.twenty2.set_pending(SEED_CALL)
+    rt = runtime(boxes, redis_url)
+    assert sync_and_record(rt, SEED_CALL) == "queued"
+    record = rt.ledger.get(SEED_CALL)
+    assert record is not None and record.last_error is not None and record.last_error["class"] == "CallNotFinal"
+    assert record.next_attempt_at is not None and record.next_attempt_at > time.time()
+    assert call_tasks(boxes, SEED_CALL) == []
+
+
+def test_unknown_call_id_fails_permanently(boxes: Sandboxes, redis_url: str) -> None:
+    rt = runtime(boxes, redis_url)
+    assert sync_and_record(rt, "call_doesnotexist") == "failed"
+    record = rt.ledger.get("call_doesnotexist")
+    assert record is not None and record.last_error is not None
+    assert (record.last_error["code"], record.retryable) == ("CALL_NOT_FOUND", False)
+
+
+def test_validation_rule_fails_permanently_and_writes_nothing(boxes: Sandboxes, redis_url: str) -> None:
+    boxes.salesforce.set_faults(validation_rules=[ValidationRule("Task", "CallObject", SEED_CALL)])
+    rt = runtime(boxes, redis_url)
+    assert sync_and_record(rt, SEED_CALL) == "failed"
+    record = rt.ledger.get(SEED_CALL)
+    assert record is not None and record.last_error is not None
+    assert record.last_error["code"] == "FIELD_CUSTOM_VALIDATION_EXCEPTION" and record.retryable is False
+    assert call_tasks(boxes, SEED_CALL) == [] and lead(boxes, "priya")["Status"] != "Working - Contacted"
+
+
+def test_record_lock_is_retried_later(boxes: Sandboxes, redis_url: str) -> None:
+    boxes.salesforce.set_faults(fail_next=1, fail_kind="lock", fail_scope=["composite"])
+    rt = runtime(boxes, redis_url)
+    assert sync_and_record(rt, SEED_CALL) == "queued"
+    record = rt.ledger.get(SEED_CALL)
+    assert record is not None and record.last_error is not None and record.last_error["code"] == "UNABLE_TO_LOCK_ROW"
+    assert record.failures == 1
+
+
+def test_daily_limit_holds_without_counting_a_failure(boxes: Sandboxes, redis_url: str) -> None:
+    rt = runtime(boxes, redis_url)
+    boxes.salesforce.set_usage(used=100_000, maximum=100_000)
+    assert sync_and_record(rt, SEED_CALL) == "queued"
+    record = rt.ledger.get(SEED_CALL)
+    assert record is not None and record.last_error is not None
+    assert record.last_error["code"] == "REQUEST_LIMIT_EXCEEDED" and record.failures == 0
+
+
+def test_retryable_failures_are_bounded(boxes: Sandboxes, redis_url: str) -> None:
+    boxes.twenty2.fail_randomly(1.0, 503)
+    rt = runtime(boxes, redis_url, crm_sync_max_attempts=3)
+    states = [sync_and_record(rt, SEED_CALL) for _ in range(3)]
+    assert states == ["queued", "queued", "failed"]
+    record = rt.ledger.get(SEED_CALL)
+    assert record is not None and record.retryable is True and record.state is State.FAILED
