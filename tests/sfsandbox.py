@@ -10,8 +10,9 @@
         lead_id = sf_org.state.demo_ids["priya"]
         ...
 
-- ``sf_server`` (session scope): one ``SalesforceState`` + uvicorn thread for the whole run (fault switches,
-  picklists and added fields are per-test state: ``sf_org`` resets them, and the OAuth config).
+- ``sf_server`` (session scope): one ``SalesforceState`` + uvicorn thread for the whole run. Faults, usage,
+  records, added fields / picklists (``state.add_field``, ``state.schema.set_picklist``) and the OAuth config
+  are per test: ``sf_org`` resets them.
 - ``sf_org`` (function scope): the same server with the org reset to the demo data (users, leads with
   phones in several spellings, one converted lead), faults off, usage 0; a ``SandboxOrg`` with helpers:
   ``settings(**overrides)`` (password flow against the sandbox, its CA bundle), ``client(**kw)``,

@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import re
 import threading
-from functools import partial
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
 

@@ -294,7 +294,8 @@ class SalesforceState:
     # --- public Python API ---------------------------------------------------------------------------
 
     def reset(self, *, demo: bool = False) -> None:
-        """Empty the org (keeps credentials, tokens and added fields); reset faults, usage, stats; seed users."""
+        """Back to the constructor's org: schema, users (+ demo data), no faults, usage 0, empty stats.
+        Credentials and issued tokens are kept."""
         with self.lock:
             self.schema = self._schema_template.copy()
             self._records = {spec.name: {} for spec in self.schema.objects.values()}
@@ -450,9 +451,9 @@ class SalesforceState:
             return {"leadId": lead_id18, "contactId": contact, "accountId": account}
 
     def add_field(self, sobject: str, spec: FieldSpec) -> None:
-        """Add a (custom) field to the org's metadata (survives ``reset``)."""
+        """Add a (custom) field to the org's metadata until the next ``reset`` (for a permanent one, pass a
+        ``Schema`` to the constructor)."""
         with self.lock:
-            self._schema_template.add_field(sobject, spec)
             self.schema.add_field(sobject, spec)
 
     def set_faults(self, **changes: Any) -> dict[str, Any]:
@@ -471,7 +472,7 @@ class SalesforceState:
                     r if isinstance(r, ValidationRule) else ValidationRule(**r) for r in changes["validation_rules"]
                 ]
             for name, value in changes.items():
-                setattr(self.faults, name, value)
+                setattr(self.faults, name, _coerce(getattr(self.faults, name), value))
             if "seed" in changes:
                 self._rng = random.Random(self.faults.seed)
             return self.faults.as_dict()
@@ -1510,6 +1511,16 @@ class _OAuthError(Exception):
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
+
+
+def _coerce(current: Any, value: Any) -> Any:
+    """A fault setting converted to the type of its current value (admin JSON may send "3" for 3)."""
+    for kind in (bool, int, float):
+        if isinstance(current, kind):
+            return kind(value)
+    if isinstance(current, list):
+        return [value] if isinstance(value, str) else list(value)
+    return value
 
 
 def _public_key(pem: str) -> Any:

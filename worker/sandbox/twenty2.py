@@ -337,9 +337,7 @@ _HESITANT = ["Abhi soch raha hoon.", "Nahi, abhi zarurat nahi hai.", "Maybe, pri
 _RATE_PER_SECOND = Decimal("0.1667")  # the docs' example: 94 s → 15.67 INR
 
 
-def _transcript(
-    rng: random.Random, name: str, agent: str, product: str, interested: str, callback: str
-) -> str:
+def _transcript(rng: random.Random, name: str, agent: str, product: str, interested: str, callback: str) -> str:
     lines = [
         f"Agent: Namaste {name} ji, main {agent} bol rahi hoon. Kya abhi baat karne ka sahi samay hai?",
         "User: Haan, boliye.",
@@ -385,9 +383,7 @@ def generate_calls(
         else:
             phone = rng.choice("6789") + "".join(rng.choices("0123456789", k=9))
             phone = "+91" + phone if rng.random() < 0.1 else phone
-        started = (now - timedelta(minutes=rng.randint(5, 600))).replace(
-            microsecond=rng.randrange(1000) * 1000
-        )
+        started = (now - timedelta(minutes=rng.randint(5, 600))).replace(microsecond=rng.randrange(1000) * 1000)
         inputs: dict[str, Any] = {"customerName": name, "productInCart": product, "agentName": agent_name}
         if lead_ids:
             inputs[lead_id_param] = lead_ids[i % len(lead_ids)]
@@ -395,9 +391,7 @@ def generate_calls(
         duration = rng.randint(20, 300) if connected else 0
         answered = started + timedelta(seconds=rng.randint(3, 12)) if connected else None
         ended = (
-            (answered + timedelta(seconds=duration))
-            if answered
-            else started + timedelta(seconds=rng.randint(20, 45))
+            (answered + timedelta(seconds=duration)) if answered else started + timedelta(seconds=rng.randint(20, 45))
         )
         outputs: dict[str, Any] = {}
         transcript = None
@@ -411,9 +405,7 @@ def generate_calls(
                 "callback_time": callback,
             }
             if rng.random() < 0.3:
-                outputs["notes"] = rng.choice(
-                    ["Customer ne brochure maanga", "Price sunke hesitant tha", "Wants EMI"]
-                )
+                outputs["notes"] = rng.choice(["Customer ne brochure maanga", "Price sunke hesitant tha", "Wants EMI"])
             if rng.random() < 0.2:
                 outputs["lead_score"] = rng.randint(1, 10)
             transcript = _transcript(rng, name, agent_name, product, interested, callback)
@@ -653,13 +645,9 @@ class Twenty2State:
         retry_after: str | None = None,
         scope: Scope = "api",
     ) -> None:
-        self.add_fault(
-            Fault(status=status, count=n, shape=shape, code=code, retry_after=retry_after, scope=scope)
-        )
+        self.add_fault(Fault(status=status, count=n, shape=shape, code=code, retry_after=retry_after, scope=scope))
 
-    def fail_randomly(
-        self, p: float, status: int, *, shape: Shape | None = None, scope: Scope = "api"
-    ) -> None:
+    def fail_randomly(self, p: float, status: int, *, shape: Shape | None = None, scope: Scope = "api") -> None:
         self.add_fault(Fault(status=status, probability=p, shape=shape, scope=scope))
 
     def hang_next(self, n: int, *, seconds: float | None = None, scope: Scope = "api") -> None:
@@ -818,9 +806,7 @@ class Twenty2State:
             call = self._calls[call_id].model_copy(deep=True)
             assistant_name = self.agents.get(call.agent_id, "Assistant")
             workspace_id = self.workspace_id
-        recording_url = (
-            f"{self.base_url}/storage/recordings/{call.call_id}.mp3" if call.recording_available else None
-        )
+        recording_url = f"{self.base_url}/storage/recordings/{call.call_id}.mp3" if call.recording_available else None
         return {
             "event": event or ("call.completed" if call.status == "completed" else "call.failed"),
             "event_id": f"evt_{uuid.uuid4()}",
@@ -857,9 +843,7 @@ class Twenty2State:
         content: str | bytes | None = None
         if call is not None:
             content = (
-                call.transcript
-                if kind == "transcripts"
-                else (b"ID3\x03\x00" if call.recording_available else None)
+                call.transcript if kind == "transcripts" else (b"ID3\x03\x00" if call.recording_available else None)
             )
         if call is None or content is None:
             return (
@@ -872,9 +856,7 @@ class Twenty2State:
 
     # trigger ------------------------------------------------------------------------------------------------
 
-    def queue_call(
-        self, agent_id: str, callee_phone: str, caller_phone: str, input_parameters: dict[str, Any]
-    ) -> str:
+    def queue_call(self, agent_id: str, callee_phone: str, caller_phone: str, input_parameters: dict[str, Any]) -> str:
         call_id = f"call_{uuid.uuid4().hex[:10]}"
         self.add_call(
             SandboxCall(
@@ -1002,9 +984,7 @@ def create_app(state: Twenty2State) -> FastAPI:
         state._record_status(response.status_code)
         return response
 
-    async def _gate(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]], scope: str
-    ) -> Response:
+    async def _gate(request: Request, call_next: Callable[[Request], Awaitable[Response]], scope: str) -> Response:
         if state.latency_ms:
             await asyncio.sleep(state.latency_ms / 1000)
         fault = state._take_fault("storage" if scope == "storage" else "api")
@@ -1019,9 +999,7 @@ def create_app(state: Twenty2State) -> FastAPI:
                 return outcome
             wait = state._admit(outcome)
             if wait is not None:
-                headers = (
-                    {"Retry-After": str(max(1, math.ceil(wait)))} if state.rate_limit_retry_after else None
-                )
+                headers = {"Retry-After": str(max(1, math.ceil(wait)))} if state.rate_limit_retry_after else None
                 return _error_response(429, "A", headers=headers)
         return await call_next(request)
 
@@ -1074,9 +1052,7 @@ def create_app(state: Twenty2State) -> FastAPI:
             return _error_response(
                 400, "A", code="INVALID_NUMBER", message="caller_phone is not active in this workspace"
             )
-        call_id = state.queue_call(
-            body.agent_id, body.callee_phone, body.caller_phone, body.input_parameters or {}
-        )
+        call_id = state.queue_call(body.agent_id, body.callee_phone, body.caller_phone, body.input_parameters or {})
         return JSONResponse(
             {
                 "success": True,
@@ -1151,9 +1127,7 @@ def create_app(state: Twenty2State) -> FastAPI:
             return JSONResponse({"detail": "unknown call"}, status_code=404)
 
     @app.post("/_sandbox/calls/{call_id}/pending")
-    async def admin_pending(
-        call_id: str, fetches: int | None = None, seconds: float | None = None
-    ) -> Response:
+    async def admin_pending(call_id: str, fetches: int | None = None, seconds: float | None = None) -> Response:
         try:
             state.set_pending(call_id, fetches=fetches, seconds=seconds)
         except KeyError:

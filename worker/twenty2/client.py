@@ -258,9 +258,7 @@ def _transport_error(exc: requests.RequestException, host: str) -> Twenty2Error:
     # The exception text can carry the full URL (signed storage links hold tokens): only its type is kept.
     for exc_type, cls, code, what in TRANSPORT_ERRORS:
         if isinstance(exc, exc_type):
-            return cls(
-                f"{what} ({host}, {type(exc).__name__})", stage=Stage.FETCH, code=code, details={"host": host}
-            )
+            return cls(f"{what} ({host}, {type(exc).__name__})", stage=Stage.FETCH, code=code, details={"host": host})
     raise AssertionError("unreachable: RequestException is the last row")  # pragma: no cover
 
 

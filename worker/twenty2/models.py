@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: A Twenty2 call id, in both documented shapes. Nothing else may travel into a URL or a query.
-CALL_ID_PATTERN = r"^(?:[0-9a-fA-F]{24}|call_[A-Za-z0-9_-]{1,64})$"
+CALL_ID_PATTERN = r"^(?:[0-9a-fA-F]{24}|call_[A-Za-z0-9_-]{1,64})$"  # for pydantic (Rust regex: $ is the end)
 _CALL_ID_RE = re.compile(CALL_ID_PATTERN)
 
 #: Statuses after which a call's detail is final. Anything else (queued, ringing, in-progress, ...) is not.
@@ -54,7 +54,8 @@ PENDING_STATUSES = frozenset(
 
 
 def is_call_id(value: str) -> bool:
-    return bool(_CALL_ID_RE.match(value))
+    # fullmatch, not match: Python's "$" also matches before a trailing newline.
+    return bool(_CALL_ID_RE.fullmatch(value))
 
 
 def _utc(value: Any) -> Any:
