@@ -170,9 +170,7 @@ class Mapping:
         if agent is None:
             return self.default_rules
         replacing = {rule.param: rule for rule in agent.params}
-        kept = [
-            replacing.pop(rule.param, rule) for rule in self.default_rules if rule.param not in agent.drop
-        ]
+        kept = [replacing.pop(rule.param, rule) for rule in self.default_rules if rule.param not in agent.drop]
         return (*kept, *replacing.values())
 
     def callback_rule(self, agent_id: str | None) -> CallbackRule:
@@ -225,9 +223,7 @@ class Mapping:
             return [f"{self.source}: Task.Priority is missing from the describe"]
         active = _active_values(priority)
         rules = [(None, self.default_callback)] + [
-            (agent_id, agent.callback)
-            for agent_id, agent in self.agents.items()
-            if agent.callback is not None
+            (agent_id, agent.callback) for agent_id, agent in self.agents.items() if agent.callback is not None
         ]
         return [
             f"{self._callback_where.get(agent_id, self.source)}: priority {rule.priority!r} is not an active "
@@ -255,9 +251,7 @@ def _active_values(field: TypingMapping[str, Any]) -> list[str]:
     ]
 
 
-def _field_problems(
-    sobject: str, kind: ValueKind, target: FieldRule, fields: dict[str, dict[str, Any]]
-) -> list[str]:
+def _field_problems(sobject: str, kind: ValueKind, target: FieldRule, fields: dict[str, dict[str, Any]]) -> list[str]:
     name = f"{sobject}.{target.field}"
     described = fields.get(target.field.casefold())
     if described is None:
@@ -273,9 +267,7 @@ def _field_problems(
         ]
     writes, allowed = _writes(kind, target)
     if field_type not in allowed:
-        problems.append(
-            f"{target.where}: {name} is a {field_type or 'untyped'} field; this rule writes {writes}"
-        )
+        problems.append(f"{target.where}: {name} is a {field_type or 'untyped'} field; this rule writes {writes}")
     if target.values is None:
         return problems
     if field_type in _PICKLIST_TYPES:
@@ -283,9 +275,7 @@ def _field_problems(
         by_fold = {value.casefold(): value for value in active}
         for value in dict.fromkeys(target.values.values()):
             if value not in active:
-                hint = (
-                    f" (did you mean {by_fold[value.casefold()]!r}?)" if value.casefold() in by_fold else ""
-                )
+                hint = f" (did you mean {by_fold[value.casefold()]!r}?)" if value.casefold() in by_fold else ""
                 problems.append(
                     f"{target.where}: {value!r} is not an active value of the {name} picklist{hint}; "
                     f"active: {', '.join(active) or '(none)'}"
@@ -317,9 +307,7 @@ def _writes(kind: ValueKind, target: FieldRule) -> tuple[str, frozenset[str]]:
 
 def _dotted(path: Sequence[str]) -> str:
     """``("agents", "a b", "drop")`` -> ``agents."a b".drop`` (quoted only where TOML needs it)."""
-    return ".".join(
-        part if _BARE_KEY.fullmatch(part) else json.dumps(part, ensure_ascii=False) for part in path
-    )
+    return ".".join(part if _BARE_KEY.fullmatch(part) else json.dumps(part, ensure_ascii=False) for part in path)
 
 
 def _read_key(line: str, pos: int) -> tuple[tuple[str, ...], int] | None:
@@ -459,9 +447,7 @@ class _Loader:
         self.unknown_keys((), data, _TOP_KEYS)
         sobject = data.get("sobject", "Lead")
         if sobject not in SUPPORTED_SOBJECTS:
-            self.fail(
-                ("sobject",), f"{sobject!r} is not supported; the worker writes {_one_of(SUPPORTED_SOBJECTS)}"
-            )
+            self.fail(("sobject",), f"{sobject!r} is not supported; the worker writes {_one_of(SUPPORTED_SOBJECTS)}")
         default_callback_raw = dict(DEFAULT_CALLBACK)
         callback = self.callback(("callback",), data.get("callback", {}), default_callback_raw)
         params = self.params(("params",), data.get("params", {}))
@@ -556,9 +542,7 @@ class _Loader:
         kind = ValueKind(table["kind"])
         fields = table.get("fields")
         if not isinstance(fields, dict) or not fields:
-            self.fail(
-                (*path, "fields"), f"needs at least one [{_dotted((*path, 'fields', '<Field>'))}] table"
-            )
+            self.fail((*path, "fields"), f"needs at least one [{_dotted((*path, 'fields', '<Field>'))}] table")
             return None
         targets: list[FieldRule] = []
         seen: dict[str, str] = {}
@@ -583,9 +567,7 @@ class _Loader:
     def field_name_ok(self, path: tuple[str, ...], field: str) -> bool:
         folded = field.casefold()
         if not _FIELD_NAME.fullmatch(field):
-            message = (
-                f"{field!r} is not a field API name (letters, digits, underscores; custom ones end in __c)"
-            )
+            message = f"{field!r} is not a field API name (letters, digits, underscores; custom ones end in __c)"
         elif folded in FORBIDDEN_FIELDS:
             message = f"{field!r} is a system or ownership field; no output parameter may write it"
         elif folded.endswith("id") and not folded.endswith("__c"):
@@ -631,9 +613,7 @@ class _Loader:
                 ranked = {value.casefold() for value in rank}
                 for key, value in values.items():
                     if value.casefold() not in ranked:
-                        self.fail(
-                            (*path, "values", key), f"{value!r} is not in rank, so it cannot be compared"
-                        )
+                        self.fail((*path, "values", key), f"{value!r} is not in rank, so it cannot be compared")
                         ok = False
         elif "rank" in table:
             self.fail((*path, "rank"), f"rank is only used by mode never_downgrade (mode is {mode.value})")
@@ -650,9 +630,7 @@ class _Loader:
 
     def values(self, path: tuple[str, ...], kind: ValueKind, raw: Any) -> dict[str, str] | None:
         if kind not in (ValueKind.YES_NO, ValueKind.ENUM):
-            self.fail(
-                path, f"kind {kind.value} writes the value itself; a values map is only for yes_no and enum"
-            )
+            self.fail(path, f"kind {kind.value} writes the value itself; a values map is only for yes_no and enum")
             return None
         table = self.table(path, raw, "input = value to write")
         if table is None:
@@ -724,18 +702,14 @@ class _Loader:
             return None
         return AgentRules(agent_id=agent_id, params=params, drop=drop, callback=callback)
 
-    def drop(
-        self, path: tuple[str, ...], raw: Any, default_names: list[str], replaced: Any
-    ) -> frozenset[str]:
+    def drop(self, path: tuple[str, ...], raw: Any, default_names: list[str], replaced: Any) -> frozenset[str]:
         """An agent's ``drop`` list: default rules (by parameter name) that do not apply to its calls."""
         if not isinstance(raw, list) or not all(isinstance(item, str) for item in raw):
             self.fail(path, "must be a list of output parameter names")
             return frozenset()
         for name in raw:
             if name not in default_names:
-                self.fail(
-                    path, f"{name!r} has no default rule to drop (default rules: {_one_of(default_names)})"
-                )
+                self.fail(path, f"{name!r} has no default rule to drop (default rules: {_one_of(default_names)})")
             elif isinstance(replaced, dict) and name in replaced:
                 self.fail(path, f"{name!r} is both dropped and replaced for this agent; keep one")
         return frozenset(raw)

@@ -44,22 +44,16 @@ class FieldChange:
     new: Any
     mode: WriteMode
     applied: bool  # False when the mode kept the old value
-    reason: (
-        str  # "overwrite", "kept: 'Qualified' ranks above 'Working - Contacted'", "kept: field already set"
-    )
+    reason: str  # "overwrite", "kept: 'Qualified' ranks above 'Working - Contacted'", "kept: field already set"
 
 
 @dataclass(frozen=True)
 class LeadFieldPlan:
     """What one call changes on its Lead, and what it leaves for the call Task's description."""
 
-    changes: tuple[
-        FieldChange, ...
-    ]  # every mapped param that produced a value (applied or kept), in rule order
+    changes: tuple[FieldChange, ...]  # every mapped param that produced a value (applied or kept), in rule order
     unknown: tuple[tuple[str, Any], ...]  # (param, raw value) covered by a rule but normalised to unknown
-    other: dict[
-        str, Any
-    ]  # params that wrote nothing and are not callback params (uncovered or unmapped value)
+    other: dict[str, Any]  # params that wrote nothing and are not callback params (uncovered or unmapped value)
     callback_requested: bool
     callback_phrase: str | None  # the trimmed time phrase when a callback is requested and one was said
 

@@ -13,13 +13,11 @@ from urllib.parse import quote
 
 import structlog
 
-from worker.errors import SalesforceRejected, Stage, SyncError
+from worker.errors import SalesforceRejected, SyncError
 from worker.plan import RecordWrite, Ref, SyncPlan
-from worker.salesforce.client import classify_errors
+from worker.salesforce.client import composite_error
 
 log = structlog.get_logger(__name__)
-
-HALTED = "PROCESSING_HALTED"
 
 
 class CompositeClient(Protocol):
@@ -60,10 +58,10 @@ class PlanWriter:
 
     def _send(self, writes: list[RecordWrite]) -> dict[str, str]:
         results = self.client.composite(self.subrequests(writes), all_or_none=True)
+        error = composite_error(results)
+        if error is not None:
+            raise error
         by_ref = {r.get("referenceId"): r for r in results}
-        failures = [r for r in results if int(r.get("httpStatusCode", 500)) >= 300 and not _halted(r)]
-        if failures or any(int(r.get("httpStatusCode", 500)) >= 300 for r in results):
-            raise _composite_error(failures or results)
         ids: dict[str, str] = {}
         for write in writes:
             body = by_ref.get(write.ref, {}).get("body")
@@ -100,21 +98,6 @@ class PlanWriter:
 
 def _render(value: Any) -> Any:
     return f"@{{{value.name}.id}}" if isinstance(value, Ref) else value
-
-
-def _halted(result: dict[str, Any]) -> bool:
-    body = result.get("body")
-    return isinstance(body, list) and all(isinstance(e, dict) and e.get("errorCode") == HALTED for e in body)
-
-
-def _composite_error(failures: list[dict[str, Any]]) -> SyncError:
-    first = failures[0]
-    body = first.get("body")
-    items = body if isinstance(body, list) else [{"errorCode": "UNKNOWN", "message": str(body)[:300]}]
-    error = classify_errors(items, int(first.get("httpStatusCode", 500)))
-    error.stage = Stage.WRITE
-    error.details.setdefault("referenceId", first.get("referenceId"))
-    return error
 
 
 def _refuses_create_only(exc: SyncError, writes: list[RecordWrite]) -> bool:
