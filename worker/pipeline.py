@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 import structlog
 
 from worker.errors import MappingError, SalesforceRejected
@@ -19,6 +20,7 @@ from worker.mapping import Mapping, load_mapping
 from worker.plan import LeadTarget, PlanContext, SyncPlan, build_plan
 from worker.ratelimit import SharedRateLimit
 from worker.salesforce.client import SalesforceClient
+from worker.salesforce.leadcache import LeadCache
 from worker.salesforce.leads import LeadFinder
 from worker.salesforce.writer import PlanWriter
 from worker.settings import Settings, UnknownNumberPolicy
@@ -66,11 +68,15 @@ class Services:
         )
         twenty2 = overrides.pop("twenty2", None) or Twenty2Client(settings, before_request=limit.acquire)
         salesforce = overrides.pop("salesforce", None) or SalesforceClient(settings)
+        cache = overrides.pop("cache", None) or LeadCache(
+            redis.Redis.from_url(settings.redis_url, socket_timeout=3), region=settings.crm_sync_phone_region
+        )
         finder = LeadFinder(
             salesforce,
             lead_fields=mapping.lead_fields(),
             id_param=settings.crm_sync_lead_id_param,
             region=settings.crm_sync_phone_region,
+            cache=cache,
         )
         writer = PlanWriter(salesforce, api_version=settings.salesforce_api_version)
         return cls(settings, twenty2, salesforce, mapping, finder, writer)
@@ -119,16 +125,32 @@ def _plan(services: Services, detail: CallDetail, target: LeadTarget | None, now
     )
 
 
+#: What Salesforce answers when the Lead we planned against is no longer as we read it.
+STALE_TARGET_CODES = frozenset(
+    {"CANNOT_UPDATE_CONVERTED_LEAD", "ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "PRECONDITION_FAILED"}
+)
+
+
+def _stale_target(exc: SalesforceRejected) -> bool:
+    return exc.code in STALE_TARGET_CODES or exc.http_status == 412
+
+
 def run_sync(services: Services, call_id: str, *, now: datetime | None = None) -> SyncOutcome:
-    """Sync one call. Raises the sorted errors of ``worker.errors``; writes all or nothing."""
+    """Sync one call. Raises the sorted errors of ``worker.errors``; writes all or nothing.
+
+    When Salesforce says the Lead changed since it was read (modified: 412; converted; deleted), the Lead is
+    read again, the call re-planned and written once more.
+    """
     detail, plan = plan_call(services, call_id, now=now)
     try:
         ids = services.writer.apply(plan)
     except SalesforceRejected as exc:
-        if exc.code != "CANNOT_UPDATE_CONVERTED_LEAD":
+        if not _stale_target(exc):
             raise
-        # The Lead was converted between lookup and write: look again (it now yields its Contact).
-        log.info("sync.lead_converted_meanwhile", call_id=call_id)
-        plan = _plan(services, detail, services.finder.find(detail), now)
+        log.info("sync.lead_changed_meanwhile", call_id=call_id, code=exc.code, status=exc.http_status)
+        services.finder.forget(plan.target, detail)
+        plan = _plan(services, detail, services.finder.find(detail, fresh=True), now)
         ids = services.writer.apply(plan)
+    if plan.write("lead") is not None:
+        services.finder.forget(plan.target, detail)  # our own write changed it
     return SyncOutcome(plan=plan, salesforce_ids=ids, detail=detail)

@@ -61,6 +61,7 @@ class LeadTarget:
     matched_by: str
     fields: dict[str, Any] = field(default_factory=dict)
     converted_from: str | None = None
+    last_modified: str | None = None  # the Lead's LastModifiedDate when read: the update is conditional on it
 
     @property
     def is_converted(self) -> bool:
@@ -78,6 +79,7 @@ class RecordWrite:
     record_id: str | None = None
     external_id: tuple[str, str] | None = None
     create_only: frozenset[str] = frozenset()
+    unmodified_since: datetime | None = None  # write only if the record did not change after this
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,14 @@ def build_plan(
         updates = lead_plan.updates if lead_plan is not None else {}
         if updates and target.sobject == "Lead":
             writes.append(
-                RecordWrite(ref="lead", sobject="Lead", method="update", fields=updates, record_id=target.record_id)
+                RecordWrite(
+                    ref="lead",
+                    sobject="Lead",
+                    method="update",
+                    fields=updates,
+                    record_id=target.record_id,
+                    unmodified_since=_salesforce_time(target.last_modified),
+                )
             )
 
     owner = target.owner_id if target is not None else None
@@ -181,6 +190,19 @@ def build_plan(
         followup=followup,
         notes=tuple(notes),
     )
+
+
+def _salesforce_time(value: str | None) -> datetime | None:
+    """``2024-12-25T10:01:34.000+0000`` (Salesforce's datetime) → aware datetime; None when absent/unreadable."""
+    if not value:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z")
+    except ValueError:
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
 
 
 def lead_phone(detail: CallDetail) -> str | None:

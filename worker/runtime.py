@@ -13,6 +13,7 @@ from celery import Celery
 from worker.celery_app import make_celery
 from worker.ledger import Ledger
 from worker.logs import register_secrets
+from worker.salesforce.leadcache import LeadCache
 from worker.settings import Settings
 
 if TYPE_CHECKING:
@@ -48,6 +49,10 @@ class Runtime:
     @cached_property
     def ledger(self) -> Ledger:
         return Ledger(self.redis, retention_days=self.settings.crm_sync_ledger_retention_days)
+
+    @cached_property
+    def lead_cache(self) -> LeadCache:
+        return LeadCache(self.redis, region=self.settings.crm_sync_phone_region)
 
     @cached_property
     def celery(self) -> Celery:

@@ -196,6 +196,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             )
             enqueue = ENQUEUE_FROM.get(before, False)
             if enqueue:
+                phone, lead_id = event.lead_hint(runtime.settings.crm_sync_lead_id_param)
+                runtime.lead_cache.hint(call_id, phone=phone, lead_id=lead_id)
                 runtime.enqueue(call_id)
         except Exception as exc:
             log.error("intake.enqueue_failed", call_id=call_id, error=type(exc).__name__)

@@ -3,11 +3,13 @@
 Order: a Salesforce id in ``input_parameters`` (key configurable) first; else every common spelling of the
 number in ``Phone``/``MobilePhone`` by SOQL (exact string match, as Salesforce compares); else a SOSL phone
 search. Every candidate is confirmed by parsing its number back. A converted Lead yields its Contact.
+
+With a ``LeadCache``, a snapshot read ahead (see ``worker.salesforce.leadcache``) answers first, and a miss
+reads ahead for the other pending calls in the same two requests.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, Protocol
 
 import structlog
@@ -16,20 +18,14 @@ from simple_salesforce import format_soql
 from worker.errors import PermanentError, Stage
 from worker.phones import digits_only, mask, same_number, spellings
 from worker.plan import LeadTarget, lead_phone
-from worker.twenty2.models import CallDetail
+from worker.salesforce.leadcache import LeadCache
+from worker.twenty2.models import CallDetail, is_lead_id
 
 log = structlog.get_logger(__name__)
 
-_SF_ID = re.compile(r"^[a-zA-Z0-9]{15}(?:[a-zA-Z0-9]{3})?$")
-BASE_FIELDS = (
-    "Id",
-    "OwnerId",
-    "IsConverted",
-    "ConvertedContactId",
-    "Phone",
-    "MobilePhone",
-    "LastModifiedDate",
-)
+BASE_FIELDS = ("Id", "OwnerId", "IsConverted", "ConvertedContactId", "Phone", "MobilePhone", "LastModifiedDate")
+#: Calls whose Leads one read-ahead fetches (one SOQL by id + one SOSL by number).
+READ_AHEAD = 100
 
 
 class QueryClient(Protocol):
@@ -41,18 +37,85 @@ class QueryClient(Protocol):
 class LeadFinder:
     """Resolves a call to a ``LeadTarget`` (or None when no Lead has the number)."""
 
-    def __init__(self, client: QueryClient, *, lead_fields: frozenset[str], id_param: str, region: str) -> None:
+    def __init__(
+        self,
+        client: QueryClient,
+        *,
+        lead_fields: frozenset[str],
+        id_param: str,
+        region: str,
+        cache: LeadCache | None = None,
+        read_ahead: int = READ_AHEAD,
+    ) -> None:
         self.client = client
         self.fields = list(dict.fromkeys([*BASE_FIELDS, *sorted(lead_fields)]))
         self.id_param = id_param
         self.region = region
+        self.cache = cache
+        self.read_ahead = read_ahead
 
-    def find(self, detail: CallDetail) -> LeadTarget | None:
+    def find(self, detail: CallDetail, *, fresh: bool = False) -> LeadTarget | None:
+        """The call's target. ``fresh`` skips the cache (after Salesforce said a snapshot was stale)."""
+        if self.cache is not None and not fresh:
+            self.cache.drop_hint(detail.call.call_id)
+            target = self._cached(detail)
+            if target is None:
+                self._read_ahead(detail)
+                target = self._cached(detail)
+            if target is not None:
+                return target
+        return self._lookup(detail)
+
+    def forget(self, target: LeadTarget | None, detail: CallDetail) -> None:
+        """Drop the snapshot of ``target`` (we wrote it, or Salesforce said it changed)."""
+        if self.cache is not None and target is not None:
+            self.cache.forget(target.converted_from or target.record_id, lead_phone(detail))
+
+    # --- cache -------------------------------------------------------------------------------------------
+    def _lead_id_param(self, detail: CallDetail) -> str | None:
+        raw = detail.input_parameters.get(self.id_param)
+        return raw.strip() if isinstance(raw, str) and is_lead_id(raw.strip()) else None
+
+    def _cached(self, detail: CallDetail) -> LeadTarget | None:
+        assert self.cache is not None
+        lead_id = self._lead_id_param(detail)
+        if lead_id is not None:
+            row = self.cache.by_id(lead_id)
+            return self._target(row, matched_by=f"{self.id_param} in input_parameters (read ahead)") if row else None
+        phone = lead_phone(detail)
+        row = self.cache.by_phone(phone)
+        if row is None or not self._same(row, phone):
+            return None
+        return self._target(row, matched_by="phone (read ahead)")
+
+    def _read_ahead(self, detail: CallDetail) -> None:
+        assert self.cache is not None
+        hints = self.cache.take_hints(self.read_ahead - 1)
+        ids = {h["lead_id"] for h in hints if isinstance(h.get("lead_id"), str) and is_lead_id(h["lead_id"])}
+        numbers = {digits_only(h.get("phone"))[-10:] for h in hints if not h.get("lead_id")}
+        own_id = self._lead_id_param(detail)
+        if own_id:
+            ids.add(own_id)
+        else:
+            numbers.add(digits_only(lead_phone(detail))[-10:])
+        numbers.discard("")
+        rows: list[dict[str, Any]] = []
+        if ids:
+            rows += self.client.query(self._select("WHERE Id IN {}", sorted(ids)))
+        if numbers:
+            # Only ASCII digits reach the search terms, so no SOSL reserved character can.
+            terms = " OR ".join(sorted(numbers))
+            rows += self.client.search(f"FIND {{{terms}}} IN PHONE FIELDS RETURNING Lead({', '.join(self.fields)})")
+        self.cache.put(rows)
+        log.debug("lead.read_ahead", calls=len(hints) + 1, ids=len(ids), numbers=len(numbers), leads=len(rows))
+
+    # --- full lookup ---------------------------------------------------------------------------------------
+    def _lookup(self, detail: CallDetail) -> LeadTarget | None:
         raw_id = detail.input_parameters.get(self.id_param)
         note = ""
         if isinstance(raw_id, str) and raw_id.strip():
             lead_id = raw_id.strip()
-            if _SF_ID.match(lead_id) and lead_id.startswith("00Q"):
+            if is_lead_id(lead_id):
                 rows = self.client.query(self._select("WHERE Id = {}", lead_id))
                 if rows:
                     return self._target(rows[0], matched_by=f"{self.id_param} in input_parameters")
@@ -64,9 +127,9 @@ class LeadFinder:
         candidates = self._by_phone(phone)
         if not candidates:
             return None
-        best = sorted(candidates, key=lambda r: (bool(r.get("IsConverted")), str(r.get("LastModifiedDate") or "")))
-        unconverted = [r for r in best if not r.get("IsConverted")]
-        chosen = max(unconverted, key=lambda r: str(r.get("LastModifiedDate") or "")) if unconverted else best[-1]
+        unconverted = [r for r in candidates if not r.get("IsConverted")]
+        newest = lambda r: str(r.get("LastModifiedDate") or "")  # noqa: E731 - a sort key
+        chosen = max(unconverted or candidates, key=newest)
         if len(unconverted) > 1:
             log.warning("lead.several_match", call_id=detail.call.call_id, phone=mask(phone), count=len(unconverted))
         return self._target(chosen, matched_by="phone" + note)
@@ -120,4 +183,5 @@ class LeadFinder:
             owner_id=row.get("OwnerId"),
             matched_by=matched_by,
             fields=fields,
+            last_modified=row.get("LastModifiedDate"),
         )

@@ -8,6 +8,9 @@ request is sent once more without it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC
+from email.utils import format_datetime
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -39,17 +42,7 @@ class PlanWriter:
             if not _refuses_create_only(exc, writes):
                 raise
             log.info("salesforce.task_exists_resend", call_id=plan.call_id)
-            trimmed = [
-                RecordWrite(
-                    w.ref,
-                    w.sobject,
-                    w.method,
-                    {k: v for k, v in w.fields.items() if k not in w.create_only},
-                    w.record_id,
-                    w.external_id,
-                )
-                for w in writes
-            ]
+            trimmed = [replace(w, fields={k: v for k, v in w.fields.items() if k not in w.create_only}) for w in writes]
             return self._send(trimmed)
 
     def subrequests(self, writes: list[RecordWrite]) -> list[dict[str, Any]]:
@@ -70,30 +63,32 @@ class PlanWriter:
         return ids
 
     def _subrequest(self, write: RecordWrite) -> dict[str, Any]:
-        body = {k: _render(v) for k, v in write.fields.items()}
-        if write.method == "create":
-            return {
-                "method": "POST",
-                "url": f"{self.base}/sobjects/{write.sobject}",
-                "referenceId": write.ref,
-                "body": body,
-            }
-        if write.method == "update":
-            return {
-                "method": "PATCH",
-                "url": f"{self.base}/sobjects/{write.sobject}/{quote(str(write.record_id), safe='')}",
-                "referenceId": write.ref,
-                "body": body,
-            }
-        if write.method == "upsert" and write.external_id is not None:
-            field, value = write.external_id
-            return {
-                "method": "PATCH",
-                "url": f"{self.base}/sobjects/{write.sobject}/{field}/{quote(value, safe='')}",
-                "referenceId": write.ref,
-                "body": body,
-            }
-        raise ValueError(f"cannot send write {write.ref}: method {write.method}")
+        sub: dict[str, Any] = {
+            "method": HTTP_METHOD[write.method],
+            "url": f"{self.base}/sobjects/{write.sobject}{_path(write)}",
+            "referenceId": write.ref,
+            "body": {k: _render(v) for k, v in write.fields.items()},
+        }
+        if write.unmodified_since is not None:
+            # A record changed in Salesforce since we read it fails (412) instead of being overwritten.
+            since = format_datetime(write.unmodified_since.astimezone(UTC), usegmt=True)
+            sub["httpHeaders"] = {"If-Unmodified-Since": since}
+        return sub
+
+
+HTTP_METHOD = {"create": "POST", "update": "PATCH", "upsert": "PATCH"}
+
+
+def _path(write: RecordWrite) -> str:
+    """The part of the sObject URL after the object name, per write method."""
+    if write.method == "update" and write.record_id:
+        return f"/{quote(write.record_id, safe='')}"
+    if write.method == "upsert" and write.external_id is not None:
+        field, value = write.external_id
+        return f"/{field}/{quote(value, safe='')}"
+    if write.method == "create":
+        return ""
+    raise ValueError(f"cannot send write {write.ref}: method {write.method}")
 
 
 def _render(value: Any) -> Any:

@@ -18,6 +18,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 #: A Twenty2 call id, in both documented shapes. Nothing else may travel into a URL or a query.
 CALL_ID_PATTERN = r"^(?:[0-9a-fA-F]{24}|call_[A-Za-z0-9_-]{1,64})$"  # for pydantic (Rust regex: $ is the end)
 _CALL_ID_RE = re.compile(CALL_ID_PATTERN)
+_LEAD_ID_RE = re.compile(r"00Q[a-zA-Z0-9]{12}(?:[a-zA-Z0-9]{3})?")
 
 #: Statuses after which a call's detail is final. Anything else (queued, ringing, in-progress, ...) is not.
 CONNECTED_STATUSES = frozenset({"completed"})
@@ -51,6 +52,11 @@ PENDING_STATUSES = frozenset(
         "analyzing",
     }
 )
+
+
+def is_lead_id(value: str) -> bool:
+    """A 15- or 18-character Salesforce id with the Lead key prefix (00Q)."""
+    return bool(_LEAD_ID_RE.fullmatch(value))
 
 
 def is_call_id(value: str) -> bool:
@@ -212,6 +218,10 @@ class WebhookCall(BaseModel):
 
     call_id: str = Field(pattern=CALL_ID_PATTERN, max_length=69)
     status: str | None = Field(None, max_length=64)
+    # Hints only (read ahead of the sync, never written): any type is tolerated, nothing is rejected for them.
+    direction: Any = None
+    from_number: Any = None
+    to_number: Any = None
 
 
 class WebhookEvent(BaseModel):
@@ -224,6 +234,7 @@ class WebhookEvent(BaseModel):
     workspace_id: str | None = Field(None, max_length=64)
     call: WebhookCall | None = None
     call_id: str | None = Field(None, pattern=CALL_ID_PATTERN, max_length=69)
+    contact: Any = None
 
     @model_validator(mode="after")
     def _has_call_id(self) -> WebhookEvent:
@@ -232,6 +243,19 @@ class WebhookEvent(BaseModel):
         if self.call is not None and self.call_id is not None and self.call.call_id != self.call_id:
             raise ValueError("call_id and call.call_id differ")
         return self
+
+    def lead_hint(self, id_param: str) -> tuple[str | None, str | None]:
+        """(phone, Salesforce Lead id) the payload names, when well-formed: hints to read the Lead ahead."""
+        call = self.call
+        phone: Any = None
+        if call is not None:
+            phone = call.from_number if str(call.direction or "").lower() == "inbound" else call.to_number
+        contact = self.contact if isinstance(self.contact, dict) else {}
+        variables = contact.get("input_variables")
+        lead_id = variables.get(id_param) if isinstance(variables, dict) else None
+        phone = phone if isinstance(phone, str) and 6 <= len(phone) <= 32 else None
+        lead_id = lead_id if isinstance(lead_id, str) and is_lead_id(lead_id) else None
+        return phone, lead_id
 
     @property
     def the_call_id(self) -> str:
