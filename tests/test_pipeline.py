@@ -213,3 +213,48 @@ def test_retryable_failures_are_bounded(boxes: Sandboxes, redis_url: str) -> Non
     assert states == ["queued", "queued", "failed"]
     record = rt.ledger.get(SEED_CALL)
     assert record is not None and record.retryable is True and record.state is State.FAILED
+
+
+def seed_leads(boxes: Sandboxes, count: int) -> list[tuple[str, str]]:
+    """``count`` Leads with their own numbers: [(lead id, 10-digit number)]."""
+    leads = []
+    for i in range(count):
+        number = f"98700{i:05d}"
+        lead_id = boxes.salesforce.insert_raw(
+            "Lead", {"LastName": f"Lead{i}", "Company": "Acme", "Phone": f"+91 {number[:5]} {number[5:]}"}
+        )
+        leads.append((lead_id, number))
+    return leads
+
+
+def test_read_ahead_makes_a_backlog_cost_one_request_per_call(boxes: Sandboxes, redis_url: str) -> None:
+    rt = runtime(boxes, redis_url)
+    leads = seed_leads(boxes, 20)
+    calls = [add_call(boxes, number) for _, number in leads]
+    for call_id, (_, number) in zip(calls, leads, strict=True):
+        rt.lead_cache.hint(call_id, phone=number, lead_id=None)  # as the intake does for each webhook
+    rt.services.field_lengths()  # the one-off describe at start
+    before = boxes.salesforce.stats()["api_usage"]["used"]
+    for call_id in calls:
+        assert sync_and_record(rt, call_id) == "synced"
+    used = boxes.salesforce.stats()["api_usage"]["used"] - before
+    assert used <= len(calls) + 2  # 20 composites + one read-ahead (SOSL) for all of them
+    for (lead_id, _), call_id in zip(leads, calls, strict=True):
+        assert call_tasks(boxes, call_id)[0]["WhoId"] == lead_id
+        assert boxes.salesforce.get(lead_id)["Status"] == "Working - Contacted"  # type: ignore[index]
+
+
+def test_syncs_hold_when_the_api_reserve_is_reached(boxes: Sandboxes, redis_url: str) -> None:
+    rt = runtime(boxes, redis_url, crm_sync_api_reserve=0.10)
+    boxes.salesforce.set_usage(used=89_000, maximum=100_000)
+    assert sync_and_record(rt, SEED_CALL) == "synced"  # 11% left: goes ahead, and sees the usage
+    usage = rt.budget.last()
+    assert usage is not None and usage.maximum == 100_000 and usage.used > 89_000
+    boxes.salesforce.set_usage(used=91_000)
+    assert sync_and_record(rt, FAILED_CALL) == "synced"  # the usage seen before was still above the reserve
+    call_id = add_call(boxes, "9876543210")
+    assert sync_and_record(rt, call_id) == "queued"  # 9% left: held, not failed
+    record = rt.ledger.get(call_id)
+    assert record is not None and record.last_error is not None
+    assert record.last_error["code"] == "API_RESERVE_REACHED" and record.failures == 0
+    assert call_tasks(boxes, call_id) == []

@@ -13,6 +13,7 @@ from celery import Celery
 from worker.celery_app import make_celery
 from worker.ledger import Ledger
 from worker.logs import register_secrets
+from worker.salesforce.budget import ApiBudget
 from worker.salesforce.leadcache import LeadCache
 from worker.settings import Settings
 
@@ -55,6 +56,10 @@ class Runtime:
         return LeadCache(self.redis, region=self.settings.crm_sync_phone_region)
 
     @cached_property
+    def budget(self) -> ApiBudget:
+        return ApiBudget(self.redis, reserve=self.settings.crm_sync_api_reserve)
+
+    @cached_property
     def celery(self) -> Celery:
         """A Celery app bound to this runtime's broker, for publishing."""
         return make_celery(self.settings)
@@ -62,6 +67,10 @@ class Runtime:
     def enqueue(self, call_id: str) -> None:
         """Queue ``sync_call(call_id)``; raises when the broker cannot take it (after a short retry)."""
         self.celery.send_task("crm_sync.sync_call", args=[call_id])
+
+    @property
+    def has_services(self) -> bool:
+        return self._services is not None
 
     @property
     def services(self) -> Services:

@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     crm_sync_max_attempts: int = Field(8, description="Attempts for a retryable failure before it is recorded failed.")
     crm_sync_retry_base_seconds: float = Field(10.0, description="First retry delay; doubles each attempt (jittered).")
     crm_sync_retry_max_seconds: float = Field(900.0, description="Largest retry delay.")
+    crm_sync_api_reserve: float = Field(
+        0.10, ge=0, le=1, description="Share of the org's daily API allowance left untouched: syncs hold when reached."
+    )
     crm_sync_limit_hold_seconds: float = Field(
         300.0, description="How long work waits when Salesforce's daily API limit is reached, before trying again."
     )

@@ -74,6 +74,7 @@ def sync_and_record(runtime: Runtime, call_id: str) -> str:
         ledger.start(call_id)
         structlog.contextvars.bind_contextvars(call_id=call_id)
         try:
+            runtime.budget.check()
             outcome = run_sync(runtime.services, call_id)
         except SyncError as exc:
             return record_error(ledger, runtime.settings, call_id, exc)
@@ -89,6 +90,8 @@ def sync_and_record(runtime: Runtime, call_id: str) -> str:
         log.info("sync.synced", call_id=call_id, writes=len(outcome.plan.writes), ids=outcome.salesforce_ids)
         return "synced"
     finally:
+        if runtime.has_services:
+            runtime.budget.observe(runtime.services.salesforce.api_usage)
         structlog.contextvars.unbind_contextvars("call_id")
         try:
             lock.release()
