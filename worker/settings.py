@@ -226,3 +226,13 @@ def settings_help() -> list[tuple[str, str, str]]:
                 shown = str(default.relative_to(REPO_ROOT)) if default.is_relative_to(REPO_ROOT) else shown
         rows.append((name.upper(), shown, field.description or ""))
     return rows
+
+
+def settings_markdown() -> str:
+    """The README's settings table (a test keeps the README equal to it)."""
+    lines = ["| setting | default | what it is |", "| --- | --- | --- |"]
+    lines += [
+        f"| `{name}` | `{default}` | {text} |" if default else f"| `{name}` | | {text} |"
+        for name, default, text in settings_help()
+    ]
+    return "\n".join(lines)
