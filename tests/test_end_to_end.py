@@ -16,11 +16,10 @@ import pytest
 import redis
 import requests
 
-from worker.devstack import RedisServer, Stack
+from worker.devstack import RedisServer, Stack, start_local_service
 from worker.ledger import Ledger, Record, State
 from worker.runtime import Runtime
 from worker.sandbox.local import SEED_CALL, Sandboxes
-from worker.sandbox.serve import free_port
 
 SECRET = "e2e-webhook-secret-123"
 
@@ -47,31 +46,10 @@ class Service:
 def service(sandboxes: Sandboxes, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     work: Path = tmp_path_factory.mktemp("e2e")
     redis_server = RedisServer(work / "redis").start()
-    port = free_port()
-    env = {
-        **sandboxes.env,
-        "REDIS_URL": redis_server.url,
-        "TWENTY2_WEBHOOK_SECRET": SECRET,
-        "PORT": str(port),
-        "CRM_SYNC_HTTP_HOST": "127.0.0.1",
-        "CELERY_BEAT_SCHEDULE": str(work / "beat"),
-        "WORKER_CONCURRENCY": "4",
-        "CRM_SYNC_RETRY_BASE_SECONDS": "0.5",
-        "CRM_SYNC_RETRY_MAX_SECONDS": "2",
-    }
-    stack = Stack(env=env, log_dir=work / "log")
-    for name in ("web", "worker", "beat"):
-        stack.start(name)
-    intake = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(f"{intake}/readyz", timeout=1).status_code == 200:
-                break
-        except requests.RequestException:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.1)
+    fast_retries = {"WORKER_CONCURRENCY": "4", "CRM_SYNC_RETRY_BASE_SECONDS": "0.5", "CRM_SYNC_RETRY_MAX_SECONDS": "2"}
+    stack, intake = start_local_service(
+        sandboxes.env, redis_url=redis_server.url, secret=SECRET, work=work, extra=fast_retries
+    )
     runtime = Runtime(sandboxes.settings(redis_url=redis_server.url))
     yield Service(intake, Ledger(redis.Redis.from_url(redis_server.url)), runtime, stack)
     stack.stop()

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+import requests
 
 from worker.sandbox.serve import free_port
 from worker.settings import REPO_ROOT
@@ -143,3 +144,53 @@ class Stack:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
         self.processes.clear()
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    """Return once ``url`` answers 200; raise after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} did not answer 200 within {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+def start_local_service(
+    env: dict[str, str],
+    *,
+    redis_url: str,
+    secret: str,
+    work: Path,
+    port: int | None = None,
+    names: tuple[str, ...] = ("web", "worker", "beat"),
+    extra: dict[str, str] | None = None,
+) -> tuple[Stack, str]:
+    """Start the Procfile's processes on loopback with ``env`` (e.g. the sandboxes'); wait until the
+    intake is ready. Returns the stack and the intake's base URL."""
+    port = port or free_port()
+    stack = Stack(
+        env={
+            **env,
+            "REDIS_URL": redis_url,
+            "TWENTY2_WEBHOOK_SECRET": secret,
+            "PORT": str(port),
+            "CRM_SYNC_HTTP_HOST": "127.0.0.1",
+            "CELERY_BEAT_SCHEDULE": str(work / "beat-schedule"),
+            **(extra or {}),
+        },
+        log_dir=work / "log",
+    )
+    for name in names:
+        stack.start(name)
+    intake = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{intake}/readyz")
+    except RuntimeError:
+        stack.stop()
+        raise
+    return stack, intake

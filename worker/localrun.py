@@ -19,9 +19,8 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
-from worker.devstack import RedisServer, Stack
+from worker.devstack import RedisServer, Stack, start_local_service
 from worker.ledger import Ledger, State
-from worker.sandbox.serve import free_port
 from worker.settings import REPO_ROOT, Settings
 
 console = Console()
@@ -53,25 +52,13 @@ def _run_sandbox(settings: Settings, port: int | None, *, send_samples: bool, st
     from worker.sandbox.local import Sandboxes
 
     var = REPO_ROOT / "var"
-    work = Path(tempfile.mkdtemp(prefix="crm-sync-", dir=var if var.exists() or _mkdir(var) else None))
+    var.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="crm-sync-", dir=var))
     redis_server = RedisServer(work / "redis").start()
     secret = secrets.token_urlsafe(24)
-    port = port or free_port()
     with Sandboxes(work / "tls") as boxes:
-        env = {
-            **boxes.env,
-            "REDIS_URL": redis_server.url,
-            "TWENTY2_WEBHOOK_SECRET": secret,
-            "PORT": str(port),
-            "CRM_SYNC_HTTP_HOST": "127.0.0.1",
-            "CELERY_BEAT_SCHEDULE": str(work / "beat-schedule"),
-        }
-        stack = Stack(env=env, log_dir=work / "log")
+        stack, intake = start_local_service(boxes.env, redis_url=redis_server.url, secret=secret, work=work, port=port)
         try:
-            for name in ("web", "worker", "beat"):
-                stack.start(name)
-            intake = f"http://127.0.0.1:{port}"
-            _wait_http(f"{intake}/healthz")
             console.print(
                 f"[bold]sandbox mode[/bold]: no credentials set, so Twenty2 and Salesforce are local stand-ins "
                 f"({boxes.twenty2_url}, {boxes.salesforce_url}); Redis {redis_server.url}; logs {work / 'log'}"
@@ -88,11 +75,6 @@ def _run_sandbox(settings: Settings, port: int | None, *, send_samples: bool, st
         finally:
             stack.stop()
             redis_server.stop()
-
-
-def _mkdir(path: Path) -> bool:
-    path.mkdir(parents=True, exist_ok=True)
-    return True
 
 
 def _send_samples(boxes: Any, intake: str, secret: str, ledger: Ledger) -> int:
@@ -125,19 +107,6 @@ def _send_samples(boxes: Any, intake: str, secret: str, ledger: Ledger) -> int:
     console.print(table)
     boxes.print_salesforce(console, call_ids)
     return 1 if pending else 0
-
-
-def _wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not come up")
-        time.sleep(0.1)
 
 
 def _wait(stack: Stack) -> int:
