@@ -16,8 +16,8 @@
 - ``sf_org`` (function scope): the same server with the org reset to the demo data (users, leads with
   phones in several spellings, one converted lead), faults off, usage 0; a ``SandboxOrg`` with helpers:
   ``settings(**overrides)`` (password flow against the sandbox, its CA bundle), ``client(**kw)``,
-  ``http()`` (a verifying ``requests.Session``), ``token()``, ``rest(method, path, ...)`` (raw authorised
-  REST call), ``admin(method, path, json)`` (the ``/_sandbox`` endpoints).
+  ``http()`` (a verifying ``requests.Session``), ``token()``, ``rest(method, path, ..., headers=...)`` (raw
+  authorised REST call), ``admin(method, path, json)`` (the ``/_sandbox`` endpoints).
 - ``sf_client``: ``SalesforceClient(sf_org.settings(), retry_wait=0)``.
 """
 
@@ -102,15 +102,17 @@ class SandboxOrg:
         params: dict[str, str] | None = None,
         token: str | None = None,
         version: str = API_VERSION,
+        headers: dict[str, str] | None = None,
     ) -> requests.Response:
-        """A raw REST call: ``path`` relative to ``/services/data/v{version}/``."""
+        """A raw REST call: ``path`` relative to ``/services/data/v{version}/``; ``headers`` are sent too
+        (e.g. ``If-Unmodified-Since``)."""
         with self.http() as http:
             return http.request(
                 method,
                 f"{self.base_url}/services/data/v{version}/{path}",
                 json=json,
                 params=params,
-                headers={"Authorization": f"Bearer {token or self.token()}"},
+                headers={**(headers or {}), "Authorization": f"Bearer {token or self.token()}"},
                 timeout=10,
                 verify=self.verify,
             )

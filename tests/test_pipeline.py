@@ -258,3 +258,19 @@ def test_syncs_hold_when_the_api_reserve_is_reached(boxes: Sandboxes, redis_url:
     assert record is not None and record.last_error is not None
     assert record.last_error["code"] == "API_RESERVE_REACHED" and record.failures == 0
     assert call_tasks(boxes, call_id) == []
+
+
+def test_lead_changed_after_read_ahead_is_read_again_not_overwritten(boxes: Sandboxes, redis_url: str) -> None:
+    rt = runtime(boxes, redis_url)
+    [(lead_id, number), (other_id, other_number)] = seed_leads(boxes, 2)
+    first, second = add_call(boxes, number), add_call(boxes, other_number)
+    rt.lead_cache.hint(second, phone=other_number, lead_id=None)
+    assert sync_and_record(rt, first) == "synced"  # reads both Leads ahead
+    assert rt.lead_cache.by_id(other_id) is not None
+    time.sleep(1.1)  # LastModifiedDate has whole seconds
+    rt.services.salesforce.update("Lead", other_id, {"Status": "Closed - Not Converted"})  # a rep closes it
+    assert sync_and_record(rt, second) == "synced"
+    lead = boxes.salesforce.get(other_id)
+    assert lead is not None and lead["Status"] == "Closed - Not Converted"  # the stale plan would have reopened it
+    assert lead["Rating"] == "Hot"
+    assert boxes.salesforce.get(lead_id)["Status"] == "Working - Contacted"  # type: ignore[index]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import threading
+from datetime import datetime, timedelta
+from email.utils import format_datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -39,6 +41,22 @@ def call_task(sf_org: SandboxOrg) -> dict[str, Any]:
 
 def _tasks_with(org: SandboxOrg, call_id: str) -> list[dict[str, Any]]:
     return [t for t in org.state.records("Task") if t.get(EXT) == call_id]
+
+
+@pytest.fixture
+def fresh_lead(sf_org: SandboxOrg) -> dict[str, Any]:
+    """A Lead a rep created through the API, read back with its LastModifiedDate (as a sync reads it)."""
+    created = sf_org.rest(
+        "POST", "sobjects/Lead", json={"LastName": "Menon", "Company": "Menon Agencies", "Phone": "+91 98450 11223"}
+    )
+    fields = {"fields": "LastModifiedDate,Rating"}
+    return dict(sf_org.rest("GET", f"sobjects/Lead/{created.json()['id']}", params=fields).json())
+
+
+def _http_date(salesforce_datetime: str, *, shift_seconds: int = 0) -> str:
+    """A Salesforce datetime (``2024-12-25T10:01:34.000+0000``) as an HTTP-date, optionally shifted."""
+    moment = datetime.strptime(salesforce_datetime, "%Y-%m-%dT%H:%M:%S.%f%z") + timedelta(seconds=shift_seconds)
+    return format_datetime(moment, usegmt=True)
 
 
 # --- upsert by external id ------------------------------------------------------------------------------
@@ -255,6 +273,98 @@ def test_describe_shows_fields_and_picklists(sf_org: SandboxOrg) -> None:
     assert lead["Company"]["nillable"] is False
 
 
+# --- conditional requests -------------------------------------------------------------------------------
+
+
+def test_if_unmodified_since_is_412_when_modified_after_and_proceeds_when_equal(
+    sf_org: SandboxOrg, fresh_lead: dict[str, Any]
+) -> None:
+    lead_id, modified = fresh_lead["Id"], fresh_lead["LastModifiedDate"]
+    assert modified.endswith(".000+0000")  # whole seconds, so the HTTP-date below round-trips exactly
+    stale = sf_org.rest(
+        "PATCH",
+        f"sobjects/Lead/{lead_id}",
+        json={"Rating": "Hot"},
+        headers={"If-Unmodified-Since": _http_date(modified, shift_seconds=-1)},
+    )
+    assert stale.status_code == 412
+    assert [(e["errorCode"], e["fields"]) for e in stale.json()] == [("ENTITY_FAILED_IFLASTMODIFIED_ON_UPDATE", [])]
+    assert sf_org.state.get(lead_id)["Rating"] is None  # type: ignore[index]
+    same_second = sf_org.rest(
+        "PATCH",
+        f"sobjects/Lead/{lead_id}",
+        json={"Rating": "Hot"},
+        headers={"If-Unmodified-Since": _http_date(modified)},
+    )
+    assert same_second.status_code == 204
+    assert sf_org.state.get(lead_id)["Rating"] == "Hot"  # type: ignore[index]
+
+
+def test_if_modified_since_on_get_is_304_when_not_modified(sf_org: SandboxOrg, fresh_lead: dict[str, Any]) -> None:
+    path, modified = f"sobjects/Lead/{fresh_lead['Id']}", fresh_lead["LastModifiedDate"]
+    unchanged = sf_org.rest("GET", path, headers={"If-Modified-Since": _http_date(modified)})
+    assert (unchanged.status_code, unchanged.content) == (304, b"")
+    changed = sf_org.rest("GET", path, headers={"If-Modified-Since": _http_date(modified, shift_seconds=-1)})
+    assert (changed.status_code, changed.json()["Id"]) == (200, fresh_lead["Id"])
+
+
+def test_invalid_if_unmodified_since_is_400_on_patch_and_ignored_on_get(
+    sf_org: SandboxOrg, fresh_lead: dict[str, Any]
+) -> None:
+    path, header = f"sobjects/Lead/{fresh_lead['Id']}", {"If-Unmodified-Since": fresh_lead["LastModifiedDate"]}
+    refused = sf_org.rest("PATCH", path, json={"Rating": "Cold"}, headers=header)  # ISO 8601 is no HTTP-date
+    assert (refused.status_code, refused.json()[0]["errorCode"]) == (400, "INVALID_HEADER")
+    assert sf_org.state.get(fresh_lead["Id"])["Rating"] is None  # type: ignore[index]
+    assert sf_org.rest("GET", path, headers=header).status_code == 200
+
+
+def test_composite_subrequest_412_rolls_back_an_all_or_none_composite(
+    sf_org: SandboxOrg, fresh_lead: dict[str, Any], call_task: dict[str, Any]
+) -> None:
+    lead_id, modified = fresh_lead["Id"], fresh_lead["LastModifiedDate"]
+
+    def body(since: str) -> dict[str, Any]:
+        return {
+            "allOrNone": True,
+            "compositeRequest": [
+                {
+                    "method": "POST",
+                    "url": f"{V}/sobjects/Task",
+                    "referenceId": "task",
+                    "body": {**call_task, "WhoId": lead_id},
+                },
+                {
+                    "method": "PATCH",
+                    "url": f"{V}/sobjects/Lead/{lead_id}",
+                    "referenceId": "lead",
+                    "body": {"Rating": "Warm"},
+                    "httpHeaders": {"If-Unmodified-Since": since},
+                },
+            ],
+        }
+
+    stale = sf_org.rest("POST", "composite", json=body(_http_date(modified, shift_seconds=-1))).json()
+    results = {r["referenceId"]: r for r in stale["compositeResponse"]}
+    assert results["lead"]["httpStatusCode"] == 412
+    assert results["lead"]["body"][0]["errorCode"] == "ENTITY_FAILED_IFLASTMODIFIED_ON_UPDATE"
+    assert (results["task"]["httpStatusCode"], results["task"]["body"][0]["errorCode"]) == (400, "PROCESSING_HALTED")
+    assert [t for t in sf_org.state.records("Task") if t["WhoId"] == lead_id] == []
+    current = sf_org.rest("POST", "composite", json=body(_http_date(modified))).json()["compositeResponse"]
+    assert [r["httpStatusCode"] for r in current] == [201, 204]
+    assert sf_org.state.get(lead_id)["Rating"] == "Warm"  # type: ignore[index]
+
+
+def test_composite_subrequest_may_not_set_inherited_headers(sf_org: SandboxOrg, fresh_lead: dict[str, Any]) -> None:
+    sub = {
+        "method": "GET",
+        "url": f"{V}/sobjects/Lead/{fresh_lead['Id']}",
+        "referenceId": "lead",
+        "httpHeaders": {"Content-Type": "application/xml"},
+    }
+    reply = sf_org.rest("POST", "composite", json={"compositeRequest": [sub]})
+    assert reply.status_code == 400
+
+
 # --- composite ------------------------------------------------------------------------------------------
 
 
@@ -351,6 +461,118 @@ def test_composite_over_25_subrequests_is_refused(sf_org: SandboxOrg) -> None:
     subrequests = [{"method": "GET", "url": f"{V}/limits", "referenceId": f"r{n}"} for n in range(26)]
     reply = sf_org.rest("POST", "composite", json={"compositeRequest": subrequests})
     assert reply.status_code == 400
+
+
+def _limits_sub(n: int) -> dict[str, Any]:
+    return {"method": "GET", "url": f"{V}/limits", "referenceId": f"l{n}"}
+
+
+def _query_sub(n: int) -> dict[str, Any]:
+    return {"method": "GET", "url": f"{V}/query?q=SELECT+Id+FROM+Lead+LIMIT+1", "referenceId": f"q{n}"}
+
+
+def _collection_sub(n: int) -> dict[str, Any]:
+    body = {"allOrNone": False, "records": [{"attributes": {"type": "Lead"}, "LastName": f"L{n}", "Company": "C"}]}
+    return {"method": "POST", "url": f"{V}/composite/sobjects", "referenceId": f"c{n}", "body": body}
+
+
+@pytest.mark.parametrize(
+    ("subrequests", "message"),
+    [
+        ([_limits_sub(n) for n in range(26)], "The request can’t contain more than 25 operations."),
+        (
+            [_query_sub(n) for n in range(4)] + [_collection_sub(n) for n in range(2)],
+            "The request can’t contain more than 5 sObject Collections or query operations.",
+        ),
+    ],
+    ids=["26-subrequests", "6-queries-or-collections"],
+)
+def test_composite_over_its_limits_is_refused_whole(
+    sf_org: SandboxOrg, subrequests: list[dict[str, Any]], message: str
+) -> None:
+    before = len(sf_org.state.records("Lead"))
+    reply = sf_org.rest("POST", "composite", json={"allOrNone": False, "compositeRequest": subrequests})
+    assert reply.status_code == 400
+    assert reply.json() == {
+        "compositeResponse": [
+            {
+                "body": [{"errorCode": "LIMIT_EXCEEDED", "message": message}],
+                "httpHeaders": {},
+                "httpStatusCode": 400,
+                "referenceId": None,
+            }
+        ]
+    }
+    assert len(sf_org.state.records("Lead")) == before
+
+
+def test_composite_of_25_with_5_queries_or_collections_is_served(sf_org: SandboxOrg) -> None:
+    subrequests = [_query_sub(n) for n in range(3)] + [_collection_sub(n) for n in range(2)]
+    subrequests += [_limits_sub(n) for n in range(20)]
+    reply = sf_org.rest("POST", "composite", json={"allOrNone": True, "compositeRequest": subrequests})
+    assert reply.status_code == 200
+    assert {r["httpStatusCode"] for r in reply.json()["compositeResponse"]} == {200}
+
+
+def _collections_composite(call_task: dict[str, Any], *, all_or_none: bool) -> dict[str, Any]:
+    """A new Lead, a Task collection whose second record is invalid, and a collection upsert of two calls."""
+    tasks = [{"attributes": {"type": "Task"}, **call_task}, {"attributes": {"type": "Task"}, "Priority": "Urgent"}]
+    calls = [
+        {"attributes": {"type": "Task"}, EXT: "call-c1", **call_task},
+        {"attributes": {"type": "Task"}, EXT: "call-c2", **call_task, "CallType": "Sideways"},
+    ]
+    return {
+        "allOrNone": all_or_none,
+        "compositeRequest": [
+            {
+                "method": "POST",
+                "url": f"{V}/sobjects/Lead",
+                "referenceId": "lead",
+                "body": {"LastName": "Pillai", "Company": "Pillai Traders"},
+            },
+            {
+                "method": "POST",
+                "url": f"{V}/composite/sobjects",
+                "referenceId": "tasks",
+                "body": {"allOrNone": False, "records": tasks},
+            },
+            {
+                "method": "PATCH",
+                "url": f"{V}/composite/sobjects/Task/{EXT}",
+                "referenceId": "calls",
+                "body": {"allOrNone": False, "records": calls},
+            },
+        ],
+    }
+
+
+def test_collection_subrequests_report_per_record_when_composite_is_not_all_or_none(
+    sf_org: SandboxOrg, call_task: dict[str, Any]
+) -> None:
+    body = _collections_composite(call_task, all_or_none=False)
+    follow_up = {"method": "PATCH", "url": f"{V}/sobjects/Task/@{{tasks[0].id}}", "body": {"Priority": "High"}}
+    body["compositeRequest"].append({**follow_up, "referenceId": "followUp"})  # a 200 collection can be referenced
+    reply = sf_org.rest("POST", "composite", json=body)
+    results = {r["referenceId"]: r for r in reply.json()["compositeResponse"]}
+    assert [results[ref]["httpStatusCode"] for ref in ("lead", "tasks", "calls", "followUp")] == [201, 200, 200, 204]
+    tasks, calls = results["tasks"]["body"], results["calls"]["body"]
+    assert [r["success"] for r in tasks] == [True, False]
+    assert tasks[1]["errors"][0]["statusCode"] == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+    assert [(r["success"], r.get("created")) for r in calls] == [(True, True), (False, None)]
+    assert sf_org.state.get(tasks[0]["id"]) is not None
+    assert (len(_tasks_with(sf_org, "call-c1")), len(_tasks_with(sf_org, "call-c2"))) == (1, 0)
+
+
+def test_collection_failure_rolls_back_an_all_or_none_composite(sf_org: SandboxOrg, call_task: dict[str, Any]) -> None:
+    before = {name: len(sf_org.state.records(name)) for name in ("Lead", "Task")}
+    reply = sf_org.rest("POST", "composite", json=_collections_composite(call_task, all_or_none=True))
+    results = {r["referenceId"]: r for r in reply.json()["compositeResponse"]}
+    assert (results["lead"]["httpStatusCode"], results["lead"]["body"][0]["errorCode"]) == (400, "PROCESSING_HALTED")
+    # As the documented example shows: the collection keeps its own per-record report, though rolled back.
+    assert results["tasks"]["httpStatusCode"] == 200
+    assert [r["success"] for r in results["tasks"]["body"]] == [True, False]
+    assert results["calls"]["body"][0]["errorCode"] == "PROCESSING_HALTED"
+    assert {name: len(sf_org.state.records(name)) for name in ("Lead", "Task")} == before
 
 
 # --- collections ----------------------------------------------------------------------------------------
@@ -517,6 +739,41 @@ def test_sosl_reserved_characters_must_be_escaped(sf_org: SandboxOrg) -> None:
     assert unescaped.json()[0]["errorCode"] == "MALFORMED_SEARCH"
     escaped = sf_org.rest("GET", "search", params={"q": r"FIND {\+91 99999\-99999} IN PHONE FIELDS RETURNING Lead"})
     assert [r["Id"] for r in escaped.json()["searchRecords"]] == [sf_org.state.demo_ids["priya_mobile"]]
+
+
+def test_sosl_or_of_numbers_and_quoted_phrases_matches_each_by_trailing_digits(sf_org: SandboxOrg) -> None:
+    sosl = 'FIND {9876543210 OR 9999999999 OR "080 4123 4567" OR 9812345678} IN PHONE FIELDS RETURNING Lead(Id)'
+    found = sf_org.rest("GET", "search", params={"q": sosl}).json()["searchRecords"]
+    ids = sf_org.state.demo_ids
+    assert [r["Id"] for r in found] == [ids[k] for k in ("priya", "priya_mobile", "p_sharma", "arjun", "karan")]
+
+
+def test_sosl_operators_follow_the_documented_precedence(sf_org: SandboxOrg) -> None:
+    def search(query: str) -> requests.Response:
+        return sf_org.rest("GET", "search", params={"q": f"FIND {{{query}}} RETURNING Lead(Id)"})
+
+    ids = sf_org.state.demo_ids
+    found = search("Nair OR Sharma AND Pvt").json()["searchRecords"]  # OR last: Nair OR (Sharma AND Pvt)
+    assert [r["Id"] for r in found] == [ids["priya_mobile"], ids["arjun"]]
+    # AND / AND NOT right to left: Sharma AND NOT (Pvt AND Ltd), not (Sharma AND NOT Pvt) AND Ltd
+    right_to_left = search("Sharma AND NOT Pvt AND Ltd").json()["searchRecords"]
+    assert [r["Id"] for r in right_to_left] == [ids["priya"], ids["p_sharma"]]
+    grouped = search('(Nair OR Sharma) AND "Pvt Ltd"').json()["searchRecords"]
+    assert [r["Id"] for r in grouped] == [ids["priya_mobile"]]
+    unclosed = search('"Sharma Textiles')
+    assert (unclosed.status_code, unclosed.json()[0]["errorCode"]) == (400, "MALFORMED_SEARCH")
+
+
+def test_sosl_long_search_strings_lose_operators_then_rows(sf_org: SandboxOrg) -> None:
+    def found(query: str) -> list[str]:
+        reply = sf_org.rest("GET", "search", params={"q": f"FIND {{{query}}} RETURNING Lead(Id)"})
+        return [r["Id"] for r in reply.json()["searchRecords"]]
+
+    ids, query = sf_org.state.demo_ids, "Sharma AND NOT Pvt"
+    padded = query + " zq" * ((4_001 - len(query)) // 3 + 1)  # over 4,000 characters: operators removed
+    assert found(query) == [ids["priya"], ids["p_sharma"]]
+    assert found(padded) == [ids["priya"], ids["priya_mobile"], ids["p_sharma"]]
+    assert found(query + " zq" * 3_400) == []  # over 10,000 characters: no rows
 
 
 def test_new_records_reach_search_late(sf_org: SandboxOrg) -> None:

@@ -127,7 +127,13 @@ def _plan(services: Services, detail: CallDetail, target: LeadTarget | None, now
 
 #: What Salesforce answers when the Lead we planned against is no longer as we read it.
 STALE_TARGET_CODES = frozenset(
-    {"CANNOT_UPDATE_CONVERTED_LEAD", "ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "PRECONDITION_FAILED"}
+    {
+        "CANNOT_UPDATE_CONVERTED_LEAD",
+        "ENTITY_IS_DELETED",
+        "INVALID_CROSS_REFERENCE_KEY",
+        "ENTITY_FAILED_IFLASTMODIFIED_ON_UPDATE",  # If-Unmodified-Since refused (412)
+        "PRECONDITION_FAILED",
+    }
 )
 
 

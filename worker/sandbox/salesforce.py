@@ -42,8 +42,38 @@ late, as in the real search index) and ``upsert_race_ms`` (a single upsert that 
 long before inserting, without the lock: two concurrent upserts of a new non-unique external id both
 insert, as the facts file warns).
 
+Conditional requests (REST API Developer Guide, "Conditional Request Headers"; HTTP 1.1 rules otherwise):
+on sObject Rows (``GET`` / ``PATCH sobjects/{Obj}/{id}``, also as composite subrequests through their
+``httpHeaders``) ``If-Unmodified-Since`` answers **412** and writes nothing when the record's
+``LastModifiedDate`` is LATER than the given HTTP-date (equal: the request proceeds);
+``If-Modified-Since`` on ``GET`` answers **304** (no body) when it is not later. ``LastModifiedDate``,
+``CreatedDate`` and ``SystemModstamp`` have whole seconds (``2024-12-25T10:01:34.000+0000``), so a value read
+back and sent as an HTTP-date round-trips exactly, and two writes in the same second are not told apart
+(weak validation, as documented). An invalid HTTP-date in ``If-Unmodified-Since`` on ``PATCH`` / ``POST`` is
+**400** (documented); on ``GET`` it is ignored (HTTP 1.1). ``DELETE`` ignores the headers (documented as not
+supported); upsert by external id and ``POST sobjects/{Obj}`` only check the header's format (unconfirmed
+whether the real API compares dates there). ETag / If-Match / If-None-Match (Account only) are not served.
+The 412 body is an error list (unconfirmed: the docs give only the status): ``ENTITY_FAILED_IFLASTMODIFIED_
+ON_UPDATE`` (a documented API StatusCode for exactly this check) on writes, ``PRECONDITION_FAILED`` on reads;
+the 400 code ``INVALID_HEADER`` is the sandbox's own. Classify by HTTP status 412, not by code.
+
+Composite (REST API Developer Guide, "Composite", "Composite Request Body", "allOrNone Parameters in
+Composite and Collections Requests"): at most 25 subrequests, of which "up to 5 ... can be sObject
+Collections or query operations, including Query and QueryAll requests" (QueryMore counts too). More is
+refused whole: HTTP 400 (unconfirmed; the body was seen in production logs):
+``{"compositeResponse": [{"body": [{"errorCode": "LIMIT_EXCEEDED", "message": "The request can’t contain
+more than 25 operations."}], "httpHeaders": {}, "httpStatusCode": 400, "referenceId": null}]}``; the
+5-operation limit answers the same shape with the sandbox's own message. A subrequest's ``httpHeaders``
+may not set Accept, Authorization or Content-Type: the whole request is 400 (documented; body unconfirmed).
+An sObject Collections subrequest reports per record following its OWN ``allOrNone`` (documented example:
+outer true, inner false shows ``"success": true`` for a record that was then rolled back); when the outer
+``allOrNone`` is true, any failed record fails the composite and everything is rolled back. With the outer
+flag false a collection subresponse (HTTP 200) is not a failure: later subrequests may reference it
+(unconfirmed). A 304 subresponse is not a failure either (unconfirmed).
+
 Wording of a few messages is the sandbox's own where no primary source shows the real one: the upsert
-"Id / external id in body" error, composite size-limit errors and OAuth JWT failure descriptions.
+"Id / external id in body" error, the composite 5-operation and httpHeaders errors, precondition errors
+and OAuth JWT failure descriptions.
 """
 
 from __future__ import annotations
@@ -58,7 +88,7 @@ import secrets
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -81,6 +111,7 @@ from worker.sandbox.salesforce_schema import (
     format_datetime,
     make_id,
     normalize_id,
+    parse_datetime,
 )
 from worker.sandbox.salesforce_soql import QueryError, parse_soql, parse_sosl, search_hit, select
 
@@ -93,7 +124,17 @@ ALL_OR_NONE_MESSAGE = "Record rolled back because not all records were valid and
 NOT_FOUND_MESSAGE = "The requested resource does not exist"
 COMPOSITE_MAX = 25
 COMPOSITE_MAX_QUERIES = 5
+COMPOSITE_TOO_MANY = "The request can’t contain more than 25 operations."
+COMPOSITE_TOO_MANY_QUERIES = "The request can’t contain more than 5 sObject Collections or query operations."
+# Subrequests inherit these from the composite request and may not set them (Composite Request Body).
+COMPOSITE_INHERITED_HEADERS = ("accept", "authorization", "content-type")
 COLLECTION_MAX = 200
+# Request headers the REST API evaluates (lower-cased, as kept in ``_Ctx.headers``).
+CONDITIONAL_HEADERS = ("if-unmodified-since", "if-modified-since", "if-match", "if-none-match")
+# The 412 errorCode by request kind (unconfirmed, see the module docstring).
+PRECONDITION_CODES = {"write": "ENTITY_FAILED_IFLASTMODIFIED_ON_UPDATE", "read": "PRECONDITION_FAILED"}
+# HTTP-date forms a recipient must accept (RFC 7231 7.1.1.1): IMF-fixdate, obsolete RFC 850, asctime.
+HTTP_DATE_FORMATS = ("%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT", "%a %b %d %H:%M:%S %Y")
 FAULT_KINDS = ("server_unavailable", "server_error", "lock", "limit", "expire_sessions", "drop_after_commit")
 
 # Demo org phone spellings (see ``SalesforceState.seed_demo``).
@@ -116,9 +157,10 @@ def error_item(code: str, message: str, fields: list[str] | None = None) -> dict
 
 
 class ApiError(Exception):
-    """An API answer other than success: HTTP status and the JSON body (an error list, or 300's URL list)."""
+    """An API answer other than success: HTTP status and the JSON body (an error list, 300's URL list, or
+    the composite limit refusal's ``compositeResponse`` object)."""
 
-    def __init__(self, status: int, body: list[Any]) -> None:
+    def __init__(self, status: int, body: Any) -> None:
         super().__init__(status)
         self.status = status
         self.body = body
@@ -225,10 +267,14 @@ class _Ctx:
     version: str
     top_level: bool = True
     inject_lock: bool = False
+    headers: dict[str, str] = field(default_factory=dict)  # conditional request headers, names lower-cased
 
     @property
     def number(self) -> float:
         return float(self.version)
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name)
 
     def url(self, sobject: str, record_id: str) -> str:
         return f"/services/data/v{self.version}/sobjects/{sobject}/{record_id}"
@@ -649,8 +695,10 @@ class SalesforceState:
         params: dict[str, str],
         raw_body: bytes,
         authorization: str | None,
+        headers: Mapping[str, str] | None = None,
     ) -> RestReply:
-        """Serve one ``/services/data/{version}/{segments...}`` request (runs in a worker thread)."""
+        """Serve one ``/services/data/{version}/{segments...}`` request (runs in a worker thread);
+        ``headers``: the request's headers (only ``CONDITIONAL_HEADERS`` are looked at)."""
         latency = self.faults.latency_ms
         if latency > 0:
             time.sleep(latency / 1000)
@@ -667,7 +715,7 @@ class SalesforceState:
                 return self._with_usage(RestReply(403, _limit_error().body))
             self.api_used += 1
             self._stats["api_requests"][kind] += 1
-            ctx = _Ctx(user_id, match.group(1))
+            ctx = _Ctx(user_id, match.group(1), headers=_conditional_headers(headers or {}))
             fault = self._draw_fault(kind, method)
             early = self._fault_reply(fault, ctx)
             if early is not None:
@@ -790,6 +838,7 @@ class SalesforceState:
                     {"objectDescribe": {"name": obj.name, "keyPrefix": obj.key_prefix}, "recentItems": []},
                 )
             self._op("sobject", "create")
+            self._preconditions(ctx, method, None)  # nothing to compare a create with: the format only
             record_id = self._create(ctx, obj, _body_dict(body))
             return _Result(
                 201,
@@ -821,11 +870,16 @@ class SalesforceState:
         if method == "GET":
             self._op("sobject", "get")
             record = self._live(obj, record_id)
+            not_modified = self._preconditions(ctx, method, record)
+            if not_modified is not None:
+                return not_modified
             return _Result(200, self._project(ctx, obj, record, _field_list(obj, params.get("fields"))))
         if method == "PATCH":
             self._op("sobject", "update")
+            self._preconditions(ctx, method, self._live(obj, record_id))
             self._update(ctx, obj, record_id, _body_dict(body))
             return _Result(204)
+        # DELETE: conditional headers are documented as not supported there, so they are not looked at.
         self._op("sobject", "delete")
         self._guard_write(ctx, record_id)
         self._delete(obj, record_id)
@@ -858,6 +912,7 @@ class SalesforceState:
                 raise ApiError(300, [ctx.url(obj.name, r["Id"]) for r in found])
             return _Result(200, self._project(ctx, obj, found[0], _field_list(obj, params.get("fields"))))
         self._op("sobject", "upsert")
+        self._preconditions(ctx, method, None)  # sObject Rows by External ID: the format only (unconfirmed)
         record_id, created = self._upsert(
             ctx,
             obj,
@@ -875,6 +930,34 @@ class SalesforceState:
         if ctx.number >= 46:
             return _Result(200, {"id": record_id, "success": True, "errors": [], "created": False})
         return _Result(204)
+
+    def _preconditions(self, ctx: _Ctx, method: str, record: dict[str, Any] | None) -> _Result | None:
+        """Evaluate ``If-Unmodified-Since`` then (GET only) ``If-Modified-Since`` against ``record``'s
+        LastModifiedDate, in RFC 7232 section 6 order. Raises 412 (or 400 for an invalid date on a
+        write), returns a 304 result, or None to go on. ``record`` None: only the header's format is
+        checked."""
+        writing = method in ("PATCH", "POST")
+        changed = _last_modified(record) if record is not None else None
+        raw = ctx.header("if-unmodified-since")
+        if raw is not None:
+            since = _http_date(raw)
+            if since is None and writing:
+                raise ApiError.of(400, "INVALID_HEADER", f"Invalid If-Unmodified-Since header value: {raw[:60]}")
+            if since is not None and changed is not None and changed > since:
+                kind = "write" if writing else "read"
+                raise ApiError.of(
+                    412,
+                    PRECONDITION_CODES[kind],
+                    f"The record was modified at {format_datetime(changed)}, after the If-Unmodified-Since "
+                    f"date {format_datetime(since)}; the request was not processed.",
+                )
+        raw = ctx.header("if-modified-since")
+        if method == "GET" and raw is not None and changed is not None:
+            since = _http_date(raw)
+            # HTTP 1.1: an invalid date, or one later than the server's clock, is ignored.
+            if since is not None and since <= datetime.now(UTC) and changed <= since:
+                return _Result(304, failed=False)
+        return None
 
     # --- record writes -------------------------------------------------------------------------------
 
@@ -1137,7 +1220,8 @@ class SalesforceState:
 
     @staticmethod
     def _stamp(record: dict[str, Any], user_id: str, *, created: bool) -> None:
-        now = format_datetime(datetime.now(UTC))
+        # System datetimes have whole seconds in Salesforce (".000"): If-Unmodified-Since round-trips them.
+        now = format_datetime(datetime.now(UTC).replace(microsecond=0))
         if created:
             record.setdefault("CreatedDate", now)
             record.setdefault("CreatedById", user_id)
@@ -1332,7 +1416,13 @@ class SalesforceState:
             return _Result(404, _not_found().body)
         segments = [unquote(s) for s in match.group(2).split("/")]
         params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        sub_ctx = _Ctx(ctx.user_id, version.group(1), top_level=False, inject_lock=ctx.inject_lock)
+        sub_ctx = _Ctx(
+            ctx.user_id,
+            version.group(1),
+            top_level=False,
+            inject_lock=ctx.inject_lock,
+            headers=_conditional_headers(sub.get("httpHeaders") or {}),
+        )
         method = str(sub["method"]).upper()
         savepoint = self._savepoint()
         try:
@@ -1413,8 +1503,6 @@ class SalesforceState:
     ) -> _Result:
         if len(records) > COLLECTION_MAX:
             raise _too_many()
-        if outer_all_or_none is not None:
-            all_or_none = outer_all_or_none
         self._op("collections", operation)
         self._stats["operations"]["collections:records"] += len(records)
         start = self._savepoint()
@@ -1443,7 +1531,9 @@ class SalesforceState:
                 }
             ]
             results = [r if not r["success"] else {"success": False, "errors": rolled} for r in results]
-        return _Result(200, results, failed=failed)
+        # Records report by the collection's own allOrNone (documented example); an outer allOrNone=true
+        # makes any failed record fail the composite, which then rolls everything back.
+        return _Result(200, results, failed=failed and bool(outer_all_or_none))
 
     def _collection_one(
         self,
@@ -1574,6 +1664,28 @@ def _same_value(stored: Any, wanted: Any) -> bool:
     return bool(stored == wanted)
 
 
+def _conditional_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The conditional request headers among ``headers``, names lower-cased."""
+    lowered = {str(k).lower(): str(v) for k, v in headers.items()}
+    return {name: lowered[name] for name in CONDITIONAL_HEADERS if name in lowered}
+
+
+def _http_date(raw: str) -> datetime | None:
+    """An HTTP-date (any of the three forms RFC 7231 requires recipients to accept) in UTC, or None."""
+    for form in HTTP_DATE_FORMATS:
+        try:
+            return datetime.strptime(raw.strip(), form).replace(tzinfo=UTC)
+        except ValueError:
+            continue
+    return None
+
+
+def _last_modified(record: dict[str, Any]) -> datetime | None:
+    """The record's LastModifiedDate to whole seconds (HTTP-dates have no fractions)."""
+    moment = parse_datetime(str(record.get("LastModifiedDate") or ""))
+    return moment.astimezone(UTC).replace(microsecond=0) if moment is not None else None
+
+
 def _status_items(exc: ApiError) -> list[dict[str, Any]]:
     items = []
     for entry in exc.body:
@@ -1601,17 +1713,26 @@ def _request_kind(method: str, segments: list[str]) -> str:
     return table.get(head, "other")
 
 
+def _composite_refusal(message: str) -> ApiError:
+    """A composite request refused whole for its size: the body seen in production logs (status: 400,
+    unconfirmed)."""
+    entry = {"body": [{"errorCode": "LIMIT_EXCEEDED", "message": message}], "httpHeaders": {}}
+    return ApiError(400, {"compositeResponse": [{**entry, "httpStatusCode": 400, "referenceId": None}]})
+
+
+def _counts_as_query(url: str) -> bool:
+    """Whether a subrequest URL is a query (Query, QueryAll, QueryMore) or sObject Collections operation."""
+    match = re.match(r"^/services/data/v[^/]+/(.*)$", urlsplit(url).path)
+    segments = [s for s in (match.group(1) if match else "").split("/") if s]
+    return segments[:1] in (["query"], ["queryAll"]) or segments[:2] == ["composite", "sobjects"]
+
+
 def _validate_composite(subrequests: list[dict[str, Any]]) -> None:
     if not subrequests:
         raise ApiError.of(400, "JSON_PARSER_ERROR", "compositeRequest must contain at least one subrequest")
     if len(subrequests) > COMPOSITE_MAX:
-        raise ApiError.of(
-            400,
-            "LIMIT_EXCEEDED",
-            f"Composite request size limit exceeded: at most {COMPOSITE_MAX} subrequests are allowed",
-        )
+        raise _composite_refusal(COMPOSITE_TOO_MANY)
     refs: set[str] = set()
-    queries = 0
     for sub in subrequests:
         if not isinstance(sub, dict) or not all(k in sub for k in ("method", "url", "referenceId")):
             raise ApiError.of(400, "JSON_PARSER_ERROR", "each subrequest needs method, url and referenceId")
@@ -1626,15 +1747,23 @@ def _validate_composite(subrequests: list[dict[str, Any]]) -> None:
         if ref in refs:
             raise ApiError.of(400, "INVALID_INPUT", f"Duplicate reference id: {ref}")
         refs.add(ref)
-        path = urlsplit(str(sub["url"])).path
-        if "/query" in path or "/queryAll" in path or "/composite/sobjects" in path:
-            queries += 1
-    if queries > COMPOSITE_MAX_QUERIES:
+        _validate_sub_headers(ref, sub.get("httpHeaders"))
+    if sum(_counts_as_query(str(sub["url"])) for sub in subrequests) > COMPOSITE_MAX_QUERIES:
+        raise _composite_refusal(COMPOSITE_TOO_MANY_QUERIES)
+
+
+def _validate_sub_headers(ref: str, headers: Any) -> None:
+    if headers is None:
+        return
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise ApiError.of(400, "JSON_PARSER_ERROR", f"httpHeaders of subrequest {ref} must map names to strings")
+    inherited = [str(name) for name in headers if str(name).lower() in COMPOSITE_INHERITED_HEADERS]
+    if inherited:
         raise ApiError.of(
             400,
-            "LIMIT_EXCEEDED",
-            f"Composite request limit exceeded: at most {COMPOSITE_MAX_QUERIES} "
-            "query or sObject Collections subrequests are allowed",
+            "INVALID_INPUT",
+            f"Subrequest {ref} sets {', '.join(inherited)} in httpHeaders; subrequests inherit "
+            "Accept, Authorization and Content-Type from the composite request.",
         )
 
 
@@ -1745,6 +1874,7 @@ def create_app(state: SalesforceState) -> FastAPI:
             params,
             raw,
             request.headers.get("authorization"),
+            request.headers,
         )
         if reply.drop:
             _abort_connection(request.scope)

@@ -8,12 +8,25 @@ inside LIKE; any other backslash is MALFORMED_QUERY), numbers, ``true/false/null
 and datetimes ``2024-05-01T10:00:00Z``. String ``=`` is a case-insensitive EXACT comparison: phone
 numbers are not normalised, so ``Phone = '9999999999'`` does not match ``+91 99999 99999``.
 
-SOSL: ``FIND {term} [IN ALL|NAME|EMAIL|PHONE FIELDS] [RETURNING Obj(f1, f2 [WHERE ...] [ORDER BY ...]
+SOSL: ``FIND {query} [IN ALL|NAME|EMAIL|PHONE FIELDS] [RETURNING Obj(f1, f2 [WHERE ...] [ORDER BY ...]
 [LIMIT n]), ...] [LIMIT n]``. Reserved characters ``? & | ! { } [ ] ( ) ^ ~ * : \\ " ' + -`` must be
-escaped with a backslash (``*`` and ``?`` are accepted unescaped as wildcards, ``"`` as phrase quotes);
-the sandbox refuses other unescaped reserved characters with MALFORMED_SEARCH (the real engine may be
-more lenient; escaping is always correct). PHONE FIELDS matching: the record's phone digits END WITH
-the searched digits. How the real engine matches differently formatted numbers is unconfirmed.
+escaped with a backslash (``*`` and ``?`` are accepted unescaped as wildcards, ``"`` as phrase quotes and
+``( )`` as grouping outside a phrase); the sandbox refuses other unescaped reserved characters with
+MALFORMED_SEARCH (the real engine may be more lenient; escaping is always correct).
+
+The query (SOQL and SOSL Reference, "FIND {SearchQuery}"): words and ``"quoted phrases"``, combined with
+``AND``, ``OR``, ``AND NOT`` (case-insensitive; a quoted "and" / "or" is a word) and parentheses, evaluated
+parentheses first, then AND / AND NOT from right to left, then OR; words with no operator between them are
+ANDed (the documented default). An unclosed quote is MALFORMED_SEARCH (``FIND {"John Smith}`` "will not
+succeed"). A query longer than 10,000 characters returns no rows (no error); longer than 4,000 characters
+its operators are removed and every word / phrase is ORed, as documented.
+
+Matching, per operand (a quoted phrase, or a run of words with no operator between them): text fields
+match when every word is a token of some searched field (a phrase: the words in order, adjacent, in one
+field); PHONE fields match when the record's phone digits END WITH the operand's digits, so
+``FIND {9812345678 OR 9876543210}`` finds either number however it was typed, and ``{\\+91 98123\\-45678}``
+is one number. How the real engine matches differently formatted numbers is (unconfirmed), as is treating
+an unquoted run of words as one number for phone fields.
 """
 
 from __future__ import annotations
@@ -536,48 +549,254 @@ def select(query: Query, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 # --- SOSL ----------------------------------------------------------------------------------------------
 
 _SOSL_RESERVED = set("?&|!{}[]()^~*:\\\"'+-")
-_SOSL_UNESCAPED_OK = set('*?"')
+_SOSL_WILDCARDS = set("*?")
 SEARCH_GROUPS = ("ALL", "NAME", "EMAIL", "PHONE")
+# SOQL and SOSL Reference, "FIND {SearchQuery}": longer than 10,000 characters returns no rows; longer than
+# 4,000 characters has its logical operators removed (AND, AND NOT and parentheses fall back to OR).
+SEARCH_NO_ROWS_OVER = 10_000
+SEARCH_NO_OPERATORS_OVER = 4_000
+_INCOMPLETE = "No search term found. The search term must be enclosed in braces."
+
+
+@dataclass(frozen=True)
+class Term:
+    """One operand of a search query: a run of plain words, or a quoted phrase.
+
+    ``text`` is the unescaped text (phone matching takes its digits); ``words`` are the lower-cased
+    words text fields are matched against, with ``*`` / ``?`` wildcards (escaped ones are dropped)."""
+
+    text: str
+    words: tuple[str, ...]
+    phrase: bool
+
+
+@dataclass(frozen=True)
+class AllOf:
+    parts: tuple[SearchExpr, ...]
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    parts: tuple[SearchExpr, ...]
+
+
+@dataclass(frozen=True)
+class Without:
+    """``keep AND NOT drop``."""
+
+    keep: SearchExpr
+    drop: SearchExpr
+
+
+SearchExpr = Term | AllOf | AnyOf | Without
 
 
 @dataclass
 class Search:
-    term: str
+    term: str  # the raw text between the braces
     group: str
     returning: list[Query]
     limit: int | None = None
+    expr: SearchExpr | None = None  # None: the search string is too long to return any row
 
 
-def _search_term(text: str) -> tuple[str, int]:
-    """The unescaped term of ``FIND {...}`` and the index after the closing brace."""
+@dataclass(frozen=True)
+class _SToken:
+    kind: str  # word / phrase / ( / )
+    text: str  # unescaped text
+    match_text: str  # the text for word matching: escaped wildcards turned into separators
+    literal: bool  # quoted or escaped: never an operator
+
+    def operator(self) -> str | None:
+        if self.kind == "word" and not self.literal and self.text.upper() in ("AND", "OR", "NOT"):
+            return self.text.upper()
+        return None
+
+
+class _SearchLexer:
+    """Splits the text between ``FIND {`` and ``}`` into words, phrases and parentheses."""
+
+    def __init__(self, text: str, start: int) -> None:
+        self.text = text
+        self.index = start
+        self.tokens: list[_SToken] = []
+        self.chars: list[str] = []  # the word being read
+        self.match_chars: list[str] = []
+        self.escaped = False  # the word being read holds an escaped character
+        self.phrase: list[str] | None = None  # the open phrase's words (text)
+        self.phrase_match: list[str] = []
+
+    def run(self) -> int:
+        """Read up to the closing brace; returns the index after it."""
+        while self.index < len(self.text):
+            char = self.text[self.index]
+            if char == "\\":
+                self.escape()
+                continue
+            self.index += 1
+            if char == "}":
+                if self.phrase is not None:
+                    raise QueryError("MALFORMED_SEARCH", "Invalid or incomplete phrase: a quote is not closed")
+                self.end_word()
+                return self.index
+            if char.isspace():
+                self.end_word()
+            elif char == '"':
+                self.quote()
+            elif char in "()" and self.phrase is None:
+                self.end_word()
+                self.tokens.append(_SToken(char, char, char, literal=False))
+            elif char in _SOSL_RESERVED and char not in _SOSL_WILDCARDS:
+                raise QueryError(
+                    "MALFORMED_SEARCH",
+                    f"Invalid search term: reserved character '{char}' must be escaped with a backslash",
+                )
+            else:
+                self.chars.append(char)
+                self.match_chars.append(char)
+        raise QueryError("MALFORMED_SEARCH", _INCOMPLETE)
+
+    def escape(self) -> None:
+        if self.index + 1 >= len(self.text):
+            raise QueryError("MALFORMED_SEARCH", _INCOMPLETE)
+        char = self.text[self.index + 1]
+        self.index += 2
+        self.chars.append(char)
+        # An escaped * or ? is a literal character, which the index treats as punctuation (a separator).
+        self.match_chars.append(" " if char in _SOSL_WILDCARDS else char)
+        self.escaped = True
+
+    def end_word(self) -> None:
+        if self.chars:
+            text, match_text = "".join(self.chars), "".join(self.match_chars)
+            if self.phrase is not None:
+                self.phrase.append(text)
+                self.phrase_match.append(match_text)
+            else:
+                self.tokens.append(_SToken("word", text, match_text, literal=self.escaped))
+        self.chars, self.match_chars, self.escaped = [], [], False
+
+    def quote(self) -> None:
+        self.end_word()
+        if self.phrase is None:
+            self.phrase, self.phrase_match = [], []
+            return
+        self.tokens.append(_SToken("phrase", " ".join(self.phrase), " ".join(self.phrase_match), literal=True))
+        self.phrase = None
+
+
+def _words(match_text: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"[\w*?]+", match_text.casefold()))
+
+
+def _term(tokens: list[_SToken]) -> Term:
+    return Term(
+        " ".join(t.text for t in tokens),
+        tuple(w for t in tokens for w in _words(t.match_text)),
+        phrase=tokens[0].kind == "phrase",
+    )
+
+
+class _SearchParser:
+    """Operators as documented: parentheses first, then AND / AND NOT (right to left), then OR; words with
+    no operator between them are one operand (for text fields: all words; for phone fields: one number)."""
+
+    def __init__(self, tokens: list[_SToken]) -> None:
+        self.tokens = tokens
+        self.index = 0
+
+    def peek(self, offset: int = 0) -> _SToken | None:
+        at = self.index + offset
+        return self.tokens[at] if at < len(self.tokens) else None
+
+    def fail(self) -> QueryError:
+        token = self.peek()
+        shown = token.text if token else "<end of search term>"
+        return QueryError("MALFORMED_SEARCH", f"Invalid search term: unexpected '{shown[:40]}'")
+
+    def parse(self) -> SearchExpr:
+        expr = self.any_of()
+        if self.peek() is not None:
+            raise self.fail()
+        return expr
+
+    def any_of(self) -> SearchExpr:
+        parts = [self.all_of()]
+        while (token := self.peek()) is not None and token.operator() == "OR":
+            self.index += 1
+            parts.append(self.all_of())
+        return parts[0] if len(parts) == 1 else AnyOf(tuple(parts))
+
+    def all_of(self) -> SearchExpr:
+        left = self.unit()
+        token = self.peek()
+        if token is None or token.kind == ")" or token.operator() == "OR":
+            return left
+        negate = False
+        if token.operator() == "AND":
+            self.index += 1
+            following = self.peek()
+            negate = following is not None and following.operator() == "NOT"
+            self.index += 1 if negate else 0
+        right = self.all_of()  # right to left, as the reference says AND and AND NOT are evaluated
+        return Without(left, right) if negate else AllOf((left, right))
+
+    def unit(self) -> SearchExpr:
+        token = self.peek()
+        if token is None or token.kind == ")" or token.operator() in ("AND", "OR"):
+            raise self.fail()
+        if token.kind == "(":
+            self.index += 1
+            inner = self.any_of()
+            closing = self.peek()
+            if closing is None or closing.kind != ")":
+                raise self.fail()
+            self.index += 1
+            return inner
+        if token.kind == "phrase":
+            self.index += 1
+            return _term([token])
+        run = []
+        while (word := self.peek()) is not None and word.kind == "word" and word.operator() not in ("AND", "OR"):
+            run.append(word)
+            self.index += 1
+        return _term(run)
+
+
+def _without_operators(tokens: list[_SToken]) -> SearchExpr:
+    """Over 4,000 characters: operators and grouping are dropped and every word or phrase is OR-ed."""
+    kept = []
+    for index, token in enumerate(tokens):
+        after_and = index > 0 and tokens[index - 1].operator() == "AND"
+        if token.kind in ("(", ")") or token.operator() in ("AND", "OR") or (token.operator() == "NOT" and after_and):
+            continue
+        kept.append(_term([token]))
+    if not kept:
+        raise QueryError("MALFORMED_SEARCH", _INCOMPLETE)
+    return kept[0] if len(kept) == 1 else AnyOf(tuple(kept))
+
+
+def _search_expr(text: str) -> tuple[str, SearchExpr | None, int]:
+    """The raw search query of ``FIND {...}``, its expression (None when too long for any row) and the
+    index after the closing brace."""
     match = re.match(r"\s*FIND\s*\{", text, re.IGNORECASE)
     if not match:
-        raise QueryError("MALFORMED_SEARCH", "No search term found. The search term must be enclosed in braces.")
-    index, term = match.end(), []
-    while index < len(text):
-        char = text[index]
-        if char == "\\":
-            if index + 1 >= len(text):
-                break
-            term.append(text[index + 1])
-            index += 2
-            continue
-        if char == "}":
-            return "".join(term), index + 1
-        if char in _SOSL_RESERVED and char not in _SOSL_UNESCAPED_OK:
-            raise QueryError(
-                "MALFORMED_SEARCH",
-                f"Invalid search term: reserved character '{char}' must be escaped with a backslash",
-            )
-        term.append(char)
-        index += 1
-    raise QueryError("MALFORMED_SEARCH", "No search term found. The search term must be enclosed in braces.")
+        raise QueryError("MALFORMED_SEARCH", _INCOMPLETE)
+    lexer = _SearchLexer(text, match.end())
+    end = lexer.run()
+    raw = text[match.end() : end - 1]
+    searched = "".join(t.text for t in lexer.tokens if t.kind in ("word", "phrase") and t.operator() is None)
+    if len(searched.replace("*", "").replace("?", "").strip()) < 2:
+        raise QueryError("MALFORMED_SEARCH", "search term must be longer than one character")
+    if len(raw) > SEARCH_NO_ROWS_OVER:
+        return raw, None, end
+    if len(raw) > SEARCH_NO_OPERATORS_OVER:
+        return raw, _without_operators(lexer.tokens), end
+    return raw, _SearchParser(lexer.tokens).parse(), end
 
 
 def parse_sosl(text: str, schema: Schema) -> Search:
-    term, index = _search_term(text)
-    if len(term.replace("*", "").replace("?", "").replace('"', "").strip()) < 2:
-        raise QueryError("MALFORMED_SEARCH", "search term must be longer than one character")
+    raw, expr, index = _search_expr(text)
     parser = _Parser(tokenize(text[index:]), schema)
     group = "ALL"
     if parser.at_keyword("IN"):
@@ -603,7 +822,7 @@ def parse_sosl(text: str, schema: Schema) -> Search:
             parser.advance()
     else:
         returning = [Query(spec, [spec.fields["id"]]) for spec in schema.objects.values() if spec.searchable]
-    search = Search(term, group, returning)
+    search = Search(raw, group, returning, expr=expr)
     if parser.at_keyword("LIMIT"):
         parser.advance()
         search.limit = parser.number()
@@ -629,17 +848,56 @@ def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
 
 
-def search_hit(search: Search, obj: ObjectSpec, record: dict[str, Any]) -> bool:
-    """Whether ``record`` matches the search term in the searched field group."""
-    texts, phones = _searched_fields(obj, search.group)
-    wanted = _digits(search.term)
-    if wanted and any(_digits(str(record.get(s.name) or "")).endswith(wanted) for s in phones):
+@dataclass(frozen=True)
+class _Indexed:
+    """A record as the search index holds it: each text field's tokens, each phone field's digits."""
+
+    fields: tuple[tuple[str, ...], ...]
+    phones: tuple[str, ...]
+
+
+def _word_pattern(word: str) -> re.Pattern[str]:
+    return re.compile(re.escape(word).replace(r"\*", r"\w*").replace(r"\?", r"\w"))
+
+
+def _has_run(tokens: tuple[str, ...], patterns: list[re.Pattern[str]]) -> bool:
+    width = len(patterns)
+    return any(
+        all(p.fullmatch(t) for p, t in zip(patterns, tokens[start : start + width], strict=True))
+        for start in range(len(tokens) - width + 1)
+    )
+
+
+def _term_hit(term: Term, indexed: _Indexed) -> bool:
+    wanted = _digits(term.text)
+    if wanted and any(phone.endswith(wanted) for phone in indexed.phones):
         return True
-    words = re.findall(r"[\w*?]+", search.term.casefold())
-    if not words or not texts:
+    if not term.words or not indexed.fields:
         return False
-    tokens = set()
-    for spec in texts:
-        tokens.update(re.findall(r"\w+", str(record.get(spec.name) or "").casefold()))
-    patterns = [re.compile(re.escape(w).replace(r"\*", r"\w*").replace(r"\?", r"\w")) for w in words]
-    return all(any(p.fullmatch(token) for token in tokens) for p in patterns)
+    patterns = [_word_pattern(w) for w in term.words]
+    if term.phrase:
+        return any(_has_run(tokens, patterns) for tokens in indexed.fields)
+    every = {t for tokens in indexed.fields for t in tokens}
+    return all(any(p.fullmatch(t) for t in every) for p in patterns)
+
+
+def _evaluate(expr: SearchExpr, indexed: _Indexed) -> bool:
+    if isinstance(expr, Term):
+        return _term_hit(expr, indexed)
+    if isinstance(expr, AllOf):
+        return all(_evaluate(part, indexed) for part in expr.parts)
+    if isinstance(expr, AnyOf):
+        return any(_evaluate(part, indexed) for part in expr.parts)
+    return _evaluate(expr.keep, indexed) and not _evaluate(expr.drop, indexed)
+
+
+def search_hit(search: Search, obj: ObjectSpec, record: dict[str, Any]) -> bool:
+    """Whether ``record`` matches the search query in the searched field group."""
+    if search.expr is None:
+        return False
+    texts, phones = _searched_fields(obj, search.group)
+    indexed = _Indexed(
+        tuple(tuple(re.findall(r"\w+", str(record.get(s.name) or "").casefold())) for s in texts),
+        tuple(_digits(str(record.get(s.name) or "")) for s in phones),
+    )
+    return _evaluate(search.expr, indexed)
