@@ -109,10 +109,13 @@ class Services:
         )
 
 
-def plan_call(services: Services, call_id: str, *, now: datetime | None = None) -> tuple[CallDetail, SyncPlan]:
-    """Fetch the call and its Lead, and plan the writes (no write)."""
+def plan_call(
+    services: Services, call_id: str, *, now: datetime | None = None, fresh: bool = False
+) -> tuple[CallDetail, SyncPlan]:
+    """Fetch the call and its Lead, and plan the writes (no write). ``fresh``: read the Lead now, leaving
+    the read-ahead cache alone (dry runs)."""
     detail = services.twenty2.get_call_detail(call_id)
-    target = services.finder.find(detail)
+    target = services.finder.find(detail, fresh=fresh)
     return detail, _plan(services, detail, target, now)
 
 
