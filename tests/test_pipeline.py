@@ -274,3 +274,12 @@ def test_lead_changed_after_read_ahead_is_read_again_not_overwritten(boxes: Sand
     assert lead is not None and lead["Status"] == "Closed - Not Converted"  # the stale plan would have reopened it
     assert lead["Rating"] == "Hot"
     assert boxes.salesforce.get(lead_id)["Status"] == "Working - Contacted"  # type: ignore[index]
+
+
+def test_refused_salesforce_id_falls_back_to_the_phone(boxes: Sandboxes, redis_url: str) -> None:
+    arjun = lead(boxes, "arjun")
+    bad = arjun["Id"][:15] + "ZZZ"  # right shape, wrong checksum: Salesforce refuses the id
+    call_id = add_call(boxes, "9876543210", input_parameters={"salesforce_id": bad})
+    outcome = run_sync(runtime(boxes, redis_url).services, call_id)
+    assert outcome.plan.target is not None and outcome.plan.target.record_id == arjun["Id"]
+    assert outcome.plan.target.matched_by.startswith("phone")

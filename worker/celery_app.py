@@ -7,8 +7,12 @@ twice, and a worker holding ETA tasks can die when Redis drops): a retry is a ti
 
 from __future__ import annotations
 
-from celery import Celery
+from typing import Any
 
+from celery import Celery
+from celery.signals import setup_logging
+
+from worker.logs import configure_logging
 from worker.settings import Settings
 
 QUEUE = "crm-sync"
@@ -49,6 +53,12 @@ def make_celery(settings: Settings) -> Celery:
         timezone="UTC",
     )
     return app
+
+
+@setup_logging.connect
+def _configure_logging(**_: Any) -> None:
+    """Worker and beat log through our redacting structlog setup (connecting here replaces Celery's own)."""
+    configure_logging(Settings().crm_sync_log_format)
 
 
 app = make_celery(Settings())

@@ -70,6 +70,8 @@ def configure_logging(fmt: str = "console", level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # urllib3's debug lines carry full request URLs (SOQL/SOSL with phone numbers): never below INFO.
+    logging.getLogger("urllib3").setLevel(max(level, logging.INFO))
 
 
 def _final_scrub(logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

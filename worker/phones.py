@@ -98,6 +98,18 @@ def digits_only(raw: str | None) -> str:
     return re.sub(r"[^0-9]", "", str(raw or ""))
 
 
+_NUMBER_RUN = re.compile(r"(?<![A-Za-z0-9])\+?\d[\d ().-]{7,}\d(?![A-Za-z0-9])")
+
+
+def mask_numbers(text: str) -> str:
+    """``text`` with every phone-like run (9 or more digits, with the usual separators) masked."""
+
+    def one(match: re.Match[str]) -> str:
+        return mask(match.group()) if len(digits_only(match.group())) >= 9 else match.group()
+
+    return _NUMBER_RUN.sub(one, text)
+
+
 def mask(raw: str | None) -> str:
     """A phone for logs, errors, the ledger and the CLI: every digit but the last four hidden."""
     if not raw:

@@ -38,6 +38,7 @@ class Runtime:
                 s.salesforce_security_token.get_secret_value(),
                 s.salesforce_client_secret.get_secret_value(),
                 *s.webhook_secrets,
+                *(v.strip() for v in s.crm_sync_intake_signing_secret.get_secret_value().split(",")),
             ]
         )
 

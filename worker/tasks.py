@@ -66,15 +66,20 @@ def sync_and_record(runtime: Runtime, call_id: str) -> str:
     if record is not None and record.state in RESOLVED:
         log.info("sync.already_resolved", call_id=call_id, state=record.state.value)
         return "resolved"
-    lock = runtime.redis.lock(f"crm-sync:lock:{call_id}", timeout=LOCK_SECONDS, blocking=False)
+    # Never longer than the visibility timeout: when Redis redelivers the task, its holder is presumed dead,
+    # and a dead worker's lock must not turn the redelivery (and every stale re-enqueue) away as "busy".
+    lock_seconds = min(LOCK_SECONDS, runtime.settings.celery_visibility_timeout)
+    lock = runtime.redis.lock(f"crm-sync:lock:{call_id}", timeout=lock_seconds, blocking=False)
     if not lock.acquire():
         log.info("sync.busy", call_id=call_id)
         return "busy"
+    checked = False
     try:
         ledger.start(call_id)
         structlog.contextvars.bind_contextvars(call_id=call_id)
         try:
-            runtime.budget.check()
+            runtime.budget.check(max_age=runtime.settings.crm_sync_limit_hold_seconds)
+            checked = True
             outcome = run_sync(runtime.services, call_id)
         except SyncError as exc:
             return record_error(ledger, runtime.settings, call_id, exc)
@@ -90,7 +95,8 @@ def sync_and_record(runtime: Runtime, call_id: str) -> str:
         log.info("sync.synced", call_id=call_id, writes=len(outcome.plan.writes), ids=outcome.salesforce_ids)
         return "synced"
     finally:
-        if runtime.has_services:
+        # A held sync sent no request: republishing the client's last reading would keep it fresh forever.
+        if checked and runtime.has_services:
             runtime.budget.observe(runtime.services.salesforce.api_usage)
         structlog.contextvars.unbind_contextvars("call_id")
         try:

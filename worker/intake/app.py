@@ -33,7 +33,7 @@ from starlette.requests import ClientDisconnect
 from worker.intake.auth import MESSAGES, UNAUTHORIZED, IntakeAuth
 from worker.intake.flood import FloodGuard, parse_networks
 from worker.ledger import State
-from worker.logs import register_secrets
+from worker.logs import configure_logging, register_secrets
 from worker.runtime import Runtime, get_runtime
 from worker.settings import Settings
 from worker.twenty2.models import WebhookEvent
@@ -140,6 +140,8 @@ class Guards:
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
     """The intake ASGI app (``uvicorn worker.intake.app:create_app --factory``)."""
+    if runtime is None:  # the web process: our redacting log setup, not the library default
+        configure_logging(Settings().crm_sync_log_format)
     app = FastAPI(title="crm-sync intake", version="0.1.0", description=__doc__)
     rt = runtime
     guards: list[Guards] = []

@@ -55,10 +55,16 @@ class ApiBudget:
         get = {k.decode() if isinstance(k, bytes) else k: v for k, v in data.items()}
         return Usage(int(get["used"]), int(get["max"]), float(get["seen_at"]))
 
-    def check(self) -> None:
-        """Raise a hold (retryable, not counted as a failure) once usage has reached the reserve."""
+    def check(self, *, max_age: float | None = None) -> None:
+        """Raise a hold (retryable, not counted as a failure) once usage has reached the reserve.
+
+        A reading older than ``max_age`` seconds holds nothing: held syncs send no request, so only a sync
+        let through can learn whether the allowance has recovered (otherwise the hold would never lift).
+        """
         usage = self.last()
         if usage is None or usage.remaining_share > self.reserve:
+            return
+        if max_age is not None and time.time() - usage.seen_at > max_age:
             return
         log.warning("salesforce.budget_reserve_reached", used=usage.used, max=usage.maximum, reserve=self.reserve)
         raise SalesforceLimitExceeded(

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import structlog
 from simple_salesforce import format_soql
 
-from worker.errors import PermanentError, Stage
+from worker.errors import PermanentError, SalesforceRejected, Stage
 from worker.phones import digits_only, mask, same_number, spellings
 from worker.plan import LeadTarget, lead_phone
 from worker.salesforce.leadcache import LeadCache
@@ -24,6 +24,8 @@ from worker.twenty2.models import CallDetail, is_lead_id
 log = structlog.get_logger(__name__)
 
 BASE_FIELDS = ("Id", "OwnerId", "IsConverted", "ConvertedContactId", "Phone", "MobilePhone", "LastModifiedDate")
+#: What a query answers for an id Salesforce does not accept.
+INVALID_ID_CODES = frozenset({"INVALID_QUERY_FILTER_OPERATOR", "MALFORMED_ID", "INVALID_ID_FIELD"})
 #: Calls whose Leads one read-ahead fetches (one SOQL by id + one SOSL by number).
 READ_AHEAD = 100
 
@@ -100,12 +102,18 @@ class LeadFinder:
             numbers.add(digits_only(lead_phone(detail))[-10:])
         numbers.discard("")
         rows: list[dict[str, Any]] = []
-        if ids:
-            rows += self.client.query(self._select("WHERE Id IN {}", sorted(ids)))
-        if numbers:
-            # Only ASCII digits reach the search terms, so no SOSL reserved character can.
-            terms = " OR ".join(sorted(numbers))
-            rows += self.client.search(f"FIND {{{terms}}} IN PHONE FIELDS RETURNING Lead({', '.join(self.fields)})")
+        try:
+            if ids:
+                rows += self.client.query(self._select("WHERE Id IN {}", sorted(ids)))
+            if numbers:
+                # Only ASCII digits reach the search terms, so no SOSL reserved character can.
+                terms = " OR ".join(sorted(numbers))
+                rows += self.client.search(
+                    f"FIND {{{terms}}} IN PHONE FIELDS RETURNING Lead({', '.join(self.fields)})"
+                )
+        except SalesforceRejected as exc:
+            # Reading ahead is an optimisation: whatever it could not read, each call looks up itself.
+            log.warning("lead.read_ahead_refused", code=exc.code)
         self.cache.put(rows)
         log.debug("lead.read_ahead", calls=len(hints) + 1, ids=len(ids), numbers=len(numbers), leads=len(rows))
 
@@ -116,7 +124,7 @@ class LeadFinder:
         if isinstance(raw_id, str) and raw_id.strip():
             lead_id = raw_id.strip()
             if is_lead_id(lead_id):
-                rows = self.client.query(self._select("WHERE Id = {}", lead_id))
+                rows = self._by_id(lead_id)
                 if rows:
                     return self._target(rows[0], matched_by=f"{self.id_param} in input_parameters")
                 note = f" ({self.id_param} {lead_id} not found)"
@@ -133,6 +141,15 @@ class LeadFinder:
         if len(unconverted) > 1:
             log.warning("lead.several_match", call_id=detail.call.call_id, phone=mask(phone), count=len(unconverted))
         return self._target(chosen, matched_by="phone" + note)
+
+    def _by_id(self, lead_id: str) -> list[dict[str, Any]]:
+        try:
+            return self.client.query(self._select("WHERE Id = {}", lead_id))
+        except SalesforceRejected as exc:
+            # An id of the right shape Salesforce still refuses (bad checksum): as good as not found.
+            if exc.code in INVALID_ID_CODES:
+                return []
+            raise
 
     def _by_phone(self, phone: str | None) -> list[dict[str, Any]]:
         variants = spellings(phone, self.region)

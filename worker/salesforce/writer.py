@@ -92,7 +92,11 @@ def _path(write: RecordWrite) -> str:
 
 
 def _render(value: Any) -> Any:
-    return f"@{{{value.name}.id}}" if isinstance(value, Ref) else value
+    if isinstance(value, Ref):
+        return f"@{{{value.name}.id}}"
+    # Data never reads as a composite reference: "@{lead.id}" said on a call would be resolved by Salesforce,
+    # "@{x.id}" would fail the whole request. A zero-width space after "@" breaks the syntax, not the text.
+    return value.replace("@{", "@\u200b{") if isinstance(value, str) else value
 
 
 def _refuses_create_only(exc: SyncError, writes: list[RecordWrite]) -> bool:

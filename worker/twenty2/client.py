@@ -280,8 +280,12 @@ def _decode(data: bytes, content_type: str | None) -> str:
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
-    """(scheme, host, port) with default ports filled in; an unreadable port gives port None."""
-    parts = urlsplit(url)
+    """(scheme, host, port) with default ports filled in; an unreadable port gives port None, an unreadable
+    URL ("https://[::1") ("", "", None)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "", "", None
     try:
         port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
     except ValueError:

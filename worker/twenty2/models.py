@@ -54,9 +54,21 @@ PENDING_STATUSES = frozenset(
 )
 
 
+_ID_SUFFIX_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
 def is_lead_id(value: str) -> bool:
-    """A 15- or 18-character Salesforce id with the Lead key prefix (00Q)."""
-    return bool(_LEAD_ID_RE.fullmatch(value))
+    """A 15-character Salesforce id with the Lead key prefix (00Q), or an 18-character one whose last three
+    characters are the case checksum Salesforce derives from the first fifteen."""
+    if not _LEAD_ID_RE.fullmatch(value):
+        return False
+    if len(value) == 15:
+        return True
+    checksum = ""
+    for chunk in (value[0:5], value[5:10], value[10:15]):
+        bits = sum(1 << i for i, char in enumerate(chunk) if char.isupper())
+        checksum += _ID_SUFFIX_ALPHABET[bits]
+    return value[15:] == checksum
 
 
 def is_call_id(value: str) -> bool:
@@ -119,6 +131,8 @@ class Link(BaseModel):
 def _as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
+    if not 1 < value.year < 9999:  # near datetime.min/max, zone shifts and "tomorrow" overflow (a crash)
+        raise ValueError("timestamp out of range")
     if value.tzinfo is None:
         # Twenty2 documents UTC ("Z"); a naive stamp is read as UTC, never as local time.
         return value.replace(tzinfo=UTC)
