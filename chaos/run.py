@@ -359,17 +359,25 @@ def unresolved(answers: dict[str, int | str], records: dict[str, Record | None])
     ]
 
 
-def wait_terminal(ledger: Ledger, answers: dict[str, int | str], timeout: float) -> bool:
-    """Until every call that should be terminal is (True) or ``timeout`` (False)."""
-    deadline = time.monotonic() + timeout
+def wait_terminal(
+    ledger: Ledger, answers: dict[str, int | str], timeout: float, console: Console, every: float = 15.0
+) -> bool:
+    """Until every call that should be terminal is (True) or ``timeout`` (False); says how many are left."""
+    started = time.monotonic()
+    next_report = started + every
     pending = list(answers)
     while True:
         records = {call_id: ledger.get(call_id) for call_id in pending}
         pending = unresolved({c: answers[c] for c in pending}, records)
         if not pending:
             return True
-        if time.monotonic() > deadline:
+        now = time.monotonic()
+        if now > started + timeout:
             return False
+        if now > next_report:
+            states = Counter(r.state.value if (r := records.get(c)) else "missing" for c in pending)
+            console.print(f"  waiting {now - started:4.0f}s: {len(pending)} open ({dict(states)})", highlight=False)
+            next_report = now + every
         time.sleep(1.0)
 
 
@@ -402,6 +410,7 @@ def measure(
     tasks = Counter(str(t.get("Twenty2_Call_Id__c")) for t in sf.records("Task"))
     duplicates = [c for c in scenario.order if tasks[c] > 1 or tasks[c + CALLBACK_SUFFIX] > 1]
     wrong_tasks, wrong_leads = [], []
+    changed = 0
     for call_id in scenario.order:
         record = records[call_id]
         synced = record is not None and record.state is State.SYNCED
@@ -412,6 +421,7 @@ def measure(
         expected = scenario.expected[call_id] if synced else scenario.initial[call_id]
         lead = sf.get(scenario.lead_of[call_id]) or {}
         got = {f: lead.get(f) for f in expected}
+        changed += got != scenario.initial[call_id]
         if got != expected:
             lead_id = scenario.lead_of[call_id]
             wrong_leads.append({"call_id": call_id, "lead": lead_id, "expected": expected, "got": got})
@@ -439,6 +449,7 @@ def measure(
         "duplicate_task_calls": duplicates,
         "wrong_task_calls": wrong_tasks,
         "leads_wrongly_updated": wrong_leads,
+        "leads_changed": changed,
         "leads_created": len(sf.records("Lead")) - scenario.leads_before - len(scenario.lead_of),
         "salesforce_requests": requests_made,
         "salesforce_requests_per_synced_call": round(requests_made / synced_count, 2) if synced_count else None,
@@ -491,6 +502,7 @@ def figures_table(title: str, f: dict[str, Any]) -> Table:
         ("duplicate Tasks (calls)", len(f["duplicate_task_calls"])),
         ("wrong or missing Tasks (calls)", len(f["wrong_task_calls"])),
         ("Leads wrongly updated", len(f["leads_wrongly_updated"])),
+        ("Leads changed by their call", f["leads_changed"]),
         ("Leads created", f["leads_created"]),
         (
             "Salesforce requests per synced call",
@@ -507,6 +519,7 @@ def print_failed_calls(console: Console, f: dict[str, Any]) -> None:
     if not f["failed_calls"]:
         return
     table = Table("call id", "planted", "stage", "code", "retryable", "message", title="failed calls")
+    table.columns[0].no_wrap = table.columns[3].no_wrap = True
     for item in f["failed_calls"]:
         table.add_row(
             item["call_id"],
@@ -578,7 +591,7 @@ def replay_all_failed(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def run_chaos(options: ChaosOptions, console: Console | None = None) -> dict[str, Any]:
     """Run the whole chaos run; returns every figure (``passed`` says whether all targets were met)."""
-    console = console or Console()
+    console = console or _console()
     rng = random.Random(options.seed)
     work = options.work_dir or Path(tempfile.mkdtemp(prefix="chaos-", dir=_var_dir()))
     work.mkdir(parents=True, exist_ok=True)
@@ -618,7 +631,7 @@ def run_chaos(options: ChaosOptions, console: Console | None = None) -> dict[str
             started = time.monotonic()
             chaos.start(window)
             answers = post_all(intake, scenario, window)
-            done = wait_terminal(ledger, answers, options.timeout)
+            done = wait_terminal(ledger, answers, options.timeout, console)
             run_seconds = time.monotonic() - started
             if not done:
                 console.print(f"[red]timed out after {options.timeout:.0f}s waiting for terminal states[/red]")
@@ -626,6 +639,13 @@ def run_chaos(options: ChaosOptions, console: Console | None = None) -> dict[str
             run = measure(boxes, ledger, scenario, answers, run_seconds)
             for line in chaos.log:
                 console.print(f"  {line}", highlight=False)
+            faults = chaos.summary()
+            console.print(
+                f"  faults injected: Salesforce {faults['salesforce_faults']}, limit refusals "
+                f"{faults['limit_burst_rejections']}; Twenty2 {faults['twenty2_faults']} "
+                f"(answers by status {faults['twenty2_answers']})",
+                highlight=False,
+            )
             console.print(figures_table("after the run", run))
             print_failed_calls(console, run)
 
@@ -637,7 +657,7 @@ def run_chaos(options: ChaosOptions, console: Console | None = None) -> dict[str
             replayed = replay_all_failed(env)
             console.print(f"$ crm-sync replay --all-failed → exit {replayed.returncode}")
             console.print((replayed.stdout + replayed.stderr).strip()[-2000:], markup=False, highlight=False)
-            done = wait_terminal(ledger, answers, options.timeout)
+            done = wait_terminal(ledger, answers, options.timeout, console)
             replay_seconds = time.monotonic() - started
             if not done:
                 console.print(f"[red]timed out after {options.timeout:.0f}s waiting after the replay[/red]")
@@ -660,6 +680,7 @@ def run_chaos(options: ChaosOptions, console: Console | None = None) -> dict[str
                 "chaos": chaos.summary(),
                 "run": run,
                 "replay": replay,
+                "planted": {call_id: PLANTED_CODES[kind] for call_id, kind in scenario.planted.items()},
                 "targets": verdicts,
                 "passed": passed,
                 "work_dir": str(work),
@@ -670,6 +691,11 @@ def run_chaos(options: ChaosOptions, console: Console | None = None) -> dict[str
         if stack is not None:
             stack.stop()
         redis_server.stop()
+
+
+def _console() -> Console:
+    console = Console()
+    return console if console.is_terminal else Console(width=132)  # logs and pipes: keep call ids whole
 
 
 def _var_dir() -> Path:

@@ -97,7 +97,8 @@ def sync_and_record(runtime: Runtime, call_id: str) -> str:
     finally:
         # A held sync sent no request: republishing the client's last reading would keep it fresh forever.
         if checked and runtime.has_services:
-            runtime.budget.observe(runtime.services.salesforce.api_usage)
+            salesforce = runtime.services.salesforce
+            runtime.budget.observe(salesforce.api_usage, salesforce.api_usage_seen_at)
         structlog.contextvars.unbind_contextvars("call_id")
         try:
             lock.release()

@@ -19,6 +19,15 @@ from worker.errors import SalesforceLimitExceeded, Stage
 log = structlog.get_logger(__name__)
 
 
+# Keep the newest reading: workers publish what they saw, in whatever order they finish.
+_PUBLISH_NEWER = """
+local seen = tonumber(redis.call('HGET', KEYS[1], 'seen_at') or '0')
+if tonumber(ARGV[3]) > seen then
+  redis.call('HSET', KEYS[1], 'used', ARGV[1], 'max', ARGV[2], 'seen_at', ARGV[3])
+end
+"""
+
+
 @dataclass(frozen=True)
 class Usage:
     used: int
@@ -41,12 +50,14 @@ class ApiBudget:
         self.r = client
         self.reserve = reserve
         self.key = f"{prefix}:salesforce-usage"
+        self._publish = self.r.register_script(_PUBLISH_NEWER)
 
-    def observe(self, usage: tuple[int, int] | None) -> None:
+    def observe(self, usage: tuple[int, int] | None, seen_at: float) -> None:
+        """Publish a reading taken at ``seen_at``, unless a newer one (from any worker) is already there."""
         if usage is None:
             return
         used, maximum = usage
-        self.r.hset(self.key, mapping={"used": used, "max": maximum, "seen_at": time.time()})
+        self._publish(keys=[self.key], args=[used, maximum, seen_at])
 
     def last(self) -> Usage | None:
         data = cast(dict[Any, Any], self.r.hgetall(self.key))

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any, NamedTuple, TypeVar
@@ -256,6 +257,7 @@ class SalesforceClient:
         self._sf: Salesforce | None = None
         self._generation = 0
         self._usage: tuple[int, int] | None = None
+        self._usage_seen_at = 0.0
         self._describes: dict[str, dict[str, Any]] = {}
 
     # --- session -------------------------------------------------------------------------------------
@@ -286,6 +288,12 @@ class SalesforceClient:
             usage = Salesforce.parse_api_usage(header).get("api-usage")
             if usage is not None:
                 self._usage = (usage[0], usage[1])
+                self._usage_seen_at = time.time()
+
+    @property
+    def api_usage_seen_at(self) -> float:
+        """When (epoch seconds) ``api_usage`` was read off a response; 0 before any."""
+        return self._usage_seen_at
 
     @property
     def api_usage(self) -> tuple[int, int] | None:
