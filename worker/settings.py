@@ -41,8 +41,9 @@ class Settings(BaseSettings):
         "redis://127.0.0.1:6379/0", description="Redis for the Celery broker, results and the sync ledger."
     )
     celery_visibility_timeout: int = Field(
-        3600,
-        description="Seconds before Redis redelivers an unacknowledged task; longer than the longest task.",
+        900,
+        description="Seconds before Redis redelivers an unacknowledged task (a killed worker's): longer than "
+        "the longest sync, rate-limit waits included.",
     )
     worker_concurrency: int = Field(16, description="Threads per Celery worker (the work is I/O-bound).")
 
