@@ -6,6 +6,7 @@ them exercise the Procfile lines exactly as written.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import signal
@@ -111,6 +112,10 @@ class Stack:
     env: dict[str, str]
     log_dir: Path
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The children run in sessions of their own (so a kill takes their whole group): stop them when we exit.
+        atexit.register(self.stop)
 
     def start(
         self, name: str, *, entry: str | None = None, extra_env: dict[str, str] | None = None
