@@ -6,6 +6,7 @@ a full phone number.
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 import time
@@ -21,12 +22,14 @@ from rich.table import Table
 from worker.errors import MappingError, SyncError
 from worker.ledger import Record, State
 from worker.logs import configure_logging
-from worker.phones import mask
+from worker.phones import mask_numbers
 from worker.plan import Ref, SyncPlan
 from worker.runtime import Runtime
 from worker.settings import Settings, settings_help
 
 console = Console()
+#: Warnings go to stderr, unwrapped, so that ``--json`` output on stdout stays parseable.
+warnings = Console(stderr=True, soft_wrap=True)
 
 
 def _runtime() -> Runtime:
@@ -118,7 +121,7 @@ def sync(call_id: str, dry_run: bool, as_json: bool) -> None:
     rt = _runtime()
     if dry_run:
         try:
-            _detail, plan = plan_call(rt.services, call_id)
+            _detail, plan = plan_call(rt.services, call_id, fresh=True)
         except SyncError as exc:
             _fail(exc, as_json)
         _print_plan(plan, as_json)
@@ -291,8 +294,23 @@ def failures_purge(before: str, states: tuple[str, ...]) -> None:
 @click.option("--since", default=None)
 @click.option("--reason", default=None)
 @click.option("--dry-run", is_flag=True, help="List what would be replayed.")
-def replay(call_ids: tuple[str, ...], all_failed: bool, since: str | None, reason: str | None, dry_run: bool) -> None:
-    """Queue failed calls again. Safe to run twice and while workers run (the ledger and a per-call lock
+@click.option("--queue", "to_queue", is_flag=True, help="Re-queue for the workers instead of syncing here in bulk.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None, help="Calls per bulk chunk (default 1000).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Parallel Twenty2 fetches (default 8).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def replay(
+    call_ids: tuple[str, ...],
+    all_failed: bool,
+    since: str | None,
+    reason: str | None,
+    dry_run: bool,
+    to_queue: bool,
+    chunk_size: int | None,
+    threads: int | None,
+    as_json: bool,
+) -> None:
+    """Sync calls again, here and in bulk (a few Salesforce API calls per thousand calls); with --queue,
+    re-queue them for the workers. Safe to run twice and while workers run (the ledger and a per-call lock
     decide; Salesforce writes are upserts)."""
     rt = _runtime()
     if all_failed:
@@ -307,7 +325,7 @@ def replay(call_ids: tuple[str, ...], all_failed: bool, since: str | None, reaso
             )
         ]
     else:
-        ids = list(call_ids)
+        ids = _valid_ids(call_ids)
     if not ids:
         console.print("nothing to replay")
         return
@@ -316,9 +334,90 @@ def replay(call_ids: tuple[str, ...], all_failed: bool, since: str | None, reaso
             console.print(call_id)
         console.print(f"{len(ids)} calls would be replayed")
         return
+    if to_queue:
+        _requeue(rt, ids)
+        return
+    _run_bulk(rt, ids, source="replay", force=True, chunk_size=chunk_size, threads=threads, as_json=as_json)
+
+
+@main.command()
+@click.option(
+    "--from-file",
+    "path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="One call id per line, or a CSV with a call_id column.",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would be synced and what is left alone; write nothing.")
+@click.option("--chunk-size", type=click.IntRange(min=1), default=None, help="Calls per bulk chunk (default 1000).")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="Parallel Twenty2 fetches (default 8).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def backfill(path: Path, dry_run: bool, chunk_size: int | None, threads: int | None, as_json: bool) -> None:
+    """Sync past calls from a file, here and in bulk. Calls new to the ledger (source "backfill") or failed
+    are synced; synced, skipped, queued and syncing ones are left alone, so running it twice, or while the
+    workers run, writes nothing twice."""
+    ids, invalid = read_call_ids(path)
+    for line, value in invalid[:20]:
+        warnings.print(f"[yellow]{path}:{line}: {value[:60]!r} is not a Twenty2 call id; skipped[/yellow]")
+    if len(invalid) > 20:
+        warnings.print(f"[yellow]… and {len(invalid) - 20} more lines that are not call ids[/yellow]")
+    if not ids:
+        console.print("no call ids to backfill")
+        sys.exit(1 if invalid else 0)
+    rt = _runtime()
+    if dry_run:
+        from worker.bulk import ledger_preview
+
+        preview = ledger_preview(rt, ids, force=False)
+        console.print(
+            f"{len(ids)} call ids ({len(invalid)} lines skipped): {preview['sync']} would be synced, "
+            f"{preview['resolved']} already synced or skipped, {preview['pending']} queued or syncing (left alone)"
+        )
+        return
+    _run_bulk(rt, ids, source="backfill", force=False, chunk_size=chunk_size, threads=threads, as_json=as_json)
+
+
+def read_call_ids(path: Path) -> tuple[list[str], list[tuple[int, str]]]:
+    """Call ids from a file (one per line, or a CSV whose header has a ``call_id`` column), in order and
+    without duplicates, and the (line number, value) of entries that are not call ids. Blank lines and
+    lines starting with ``#`` are ignored."""
+    from worker.twenty2.models import is_call_id
+
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    first = next((i for i, line in enumerate(lines) if line.strip() and not line.lstrip().startswith("#")), None)
+    entries: list[tuple[int, str]] = []
+    if first is not None:
+        header = [cell.strip().casefold() for cell in next(csv.reader([lines[first]]))]
+        if "call_id" in header:
+            column = header.index("call_id")
+            for number, row in enumerate(csv.reader(lines[first + 1 :]), start=first + 2):
+                if row and any(cell.strip() for cell in row):
+                    entries.append((number, row[column].strip() if column < len(row) else ""))
+        else:
+            entries = [
+                (number, line.strip())
+                for number, line in enumerate(lines, start=1)
+                if line.strip() and not line.lstrip().startswith("#")
+            ]
+    valid = [value for _, value in entries if is_call_id(value)]
+    invalid = [(number, value) for number, value in entries if not is_call_id(value)]
+    return list(dict.fromkeys(valid)), invalid
+
+
+def _valid_ids(call_ids: tuple[str, ...]) -> list[str]:
+    from worker.twenty2.models import is_call_id
+
+    for call_id in call_ids:
+        if not is_call_id(call_id):
+            warnings.print(f"[red]{call_id[:60]!r} is not a Twenty2 call id; skipped[/red]")
+    return list(dict.fromkeys(c for c in call_ids if is_call_id(c)))
+
+
+def _requeue(rt: Runtime, ids: list[str]) -> None:
+    """The workers' way: accept again (forced) and queue each call that is not already on its way."""
     queued = skipped = 0
     with Progress(console=console, transient=False) as progress:
-        bar = progress.add_task("replaying", total=len(ids))
+        bar = progress.add_task("re-queueing", total=len(ids))
         for call_id in ids:
             before = rt.ledger.accept(call_id, source="replay", force=True)
             if before in (State.SYNCING, State.QUEUED):
@@ -328,6 +427,62 @@ def replay(call_ids: tuple[str, ...], all_failed: bool, since: str | None, reaso
                 queued += 1
             progress.advance(bar)
     console.print(f"replay: {queued} queued, {skipped} already queued or syncing")
+
+
+def _run_bulk(
+    rt: Runtime,
+    ids: list[str],
+    *,
+    source: str,
+    force: bool,
+    chunk_size: int | None,
+    threads: int | None,
+    as_json: bool,
+) -> None:
+    """Bulk-sync ``ids`` in this process with a progress bar, then print the summary; exit 1 if any failed."""
+    from worker.bulk import DEFAULT_CHUNK, DEFAULT_THREADS, BulkSync
+
+    with Progress(console=console, transient=True, disable=as_json) as progress:
+        bar = progress.add_task(source, total=len(ids))
+        bulk = BulkSync(
+            rt,
+            chunk_size=chunk_size or DEFAULT_CHUNK,
+            threads=threads or DEFAULT_THREADS,
+            on_phase=lambda text: progress.update(bar, description=f"{source}: {text}"),
+            on_done=lambda _call_id, _outcome: progress.advance(bar),
+        )
+        report = bulk.run(ids, source=source, force=force)
+    data = report.as_dict()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        _print_report(source, data)
+    sys.exit(1 if data["outcomes"]["failed"] else 0)
+
+
+_OUTCOME_HELP = {
+    "synced": "written to Salesforce",
+    "skipped": "nothing to write on purpose (e.g. unknown number, skip policy)",
+    "queued": "retryable error or API reserve: due again later (the workers pick it up)",
+    "failed": "recorded failed: crm-sync failures list",
+    "busy": "another worker was syncing it: left to that worker",
+    "resolved": "already synced or skipped: left alone",
+    "pending": "already queued or syncing: left alone",
+}
+
+
+def _print_report(source: str, data: dict[str, Any]) -> None:
+    table = Table("outcome", "calls", "meaning", title=f"{source}: {data['requested']} calls")
+    for outcome, count in data["outcomes"].items():
+        if count:
+            table.add_row(outcome, str(count), _OUTCOME_HELP[outcome])
+    console.print(table)
+    worked = sum(data["outcomes"][o] for o in ("synced", "skipped", "queued", "failed")) or 1
+    console.print(
+        f"Salesforce: {data['salesforce_requests']} API requests ({data['salesforce_requests'] / worked:.3f} per call "
+        f"worked on); Twenty2: {data['twenty2_fetches']} fetches; "
+        f"Task resends without TaskSubtype: {data['task_subtype_resends']}; {data['elapsed_seconds']:.1f} s"
+    )
 
 
 # --- printing ---------------------------------------------------------------------------------------------
@@ -349,8 +504,12 @@ def _print_record(record: Record) -> None:
 
 
 def plan_as_dict(plan: SyncPlan) -> dict[str, Any]:
+    """The plan for people and ``--json``; what callers said is shown with phone numbers masked."""
+
     def value(v: Any) -> Any:
-        return f"@{{{v.name}.id}}" if isinstance(v, Ref) else v
+        if isinstance(v, Ref):
+            return f"@{{{v.name}.id}}"
+        return mask_numbers(v) if isinstance(v, str) else v
 
     target = plan.target
     return {
@@ -368,9 +527,9 @@ def plan_as_dict(plan: SyncPlan) -> dict[str, Any]:
             {
                 "field": c.field,
                 "param": c.param,
-                "raw": c.raw,
-                "old": c.old,
-                "new": c.new,
+                "raw": value(c.raw),
+                "old": value(c.old),
+                "new": value(c.new),
                 "mode": c.mode.value,
                 "applied": c.applied,
                 "reason": c.reason,
@@ -380,11 +539,11 @@ def plan_as_dict(plan: SyncPlan) -> dict[str, Any]:
         "callback": None
         if plan.reading is None or plan.followup is None
         else {
-            "phrase": plan.reading.text,
+            "phrase": value(plan.reading.text),
             "status": plan.reading.status.value,
             "due_utc": plan.followup.due.isoformat(),
             "activity_date": plan.followup.activity_date.isoformat(),
-            "note": plan.followup.note,
+            "note": value(plan.followup.note),
         },
         "writes": [
             {
@@ -397,7 +556,7 @@ def plan_as_dict(plan: SyncPlan) -> dict[str, Any]:
             }
             for w in plan.writes
         ],
-        "notes": list(plan.notes),
+        "notes": [value(n) for n in plan.notes],
     }
 
 
@@ -411,7 +570,7 @@ def _print_plan(plan: SyncPlan, as_json: bool) -> None:
         "a new Lead" if target is None else f"{target['sobject']} {target['id']} (matched by {target['matched_by']})"
     )
     console.print(f"[bold]{plan.call_id}[/bold] → {where}; dry run, nothing written")
-    for note in plan.notes:
+    for note in data["notes"]:
         console.print(f"  note: {note}")
     changes = Table("field", "param", "value said", "now", "would be", "mode", "result", title="Lead field changes")
     for c in data["field_changes"]:
@@ -430,8 +589,6 @@ def _print_plan(plan: SyncPlan, as_json: bool) -> None:
         console.print(f'callback "{cb["phrase"]}" → {cb["status"]}, due {cb["due_utc"]} ({cb["note"]})')
     for write in data["writes"]:
         fields = dict(write["fields"])
-        if "Phone" in fields:
-            fields["Phone"] = mask(fields["Phone"])
         if "Description" in fields:
             fields["Description"] = fields["Description"][:200] + ("…" if len(fields["Description"]) > 200 else "")
         key = write["record_id"] or (" = ".join(write["external_id"]) if write["external_id"] else "new")

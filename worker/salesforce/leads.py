@@ -108,9 +108,7 @@ class LeadFinder:
             if numbers:
                 # Only ASCII digits reach the search terms, so no SOSL reserved character can.
                 terms = " OR ".join(sorted(numbers))
-                rows += self.client.search(
-                    f"FIND {{{terms}}} IN PHONE FIELDS RETURNING Lead({', '.join(self.fields)})"
-                )
+                rows += self.client.search(f"FIND {{{terms}}} IN PHONE FIELDS RETURNING Lead({', '.join(self.fields)})")
         except SalesforceRejected as exc:
             # Reading ahead is an optimisation: whatever it could not read, each call looks up itself.
             log.warning("lead.read_ahead_refused", code=exc.code)

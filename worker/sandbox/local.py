@@ -43,6 +43,9 @@ class Sandboxes:
         t2_root = self._stack.enter_context(serve_in_thread(twenty2_app(self.twenty2), self.tls, self._ports[0]))
         self.twenty2_url = f"{t2_root}/api"
         self.twenty2.base_url = self.twenty2_url
+        # A second origin for recordings and transcripts, as Twenty2's own storage host is separate.
+        storage_root = self._stack.enter_context(serve_in_thread(twenty2_app(self.twenty2), self.tls))
+        self.twenty2.storage_base_url = f"{storage_root}/api"
         self.salesforce_url = self._stack.enter_context(
             serve_in_thread(salesforce_app(self.salesforce), self.tls, self._ports[1])
         )

@@ -500,6 +500,9 @@ class Twenty2State:
         self.agents = dict(DEFAULT_AGENTS)
         self.active_numbers = set(DEFAULT_ACTIVE_NUMBERS)
         self.base_url = base_url
+        # Twenty2 serves recordings and transcripts from another host (storage.twentytwo.in); set this to a
+        # second origin of the sandbox so clients treat storage as the documented separate host.
+        self.storage_base_url: str | None = None
         self.clock = clock
         self.now = now
         self._initial = {
@@ -750,7 +753,7 @@ class Twenty2State:
             if not (links and available):
                 return None
             return {
-                "url": f"{base_url}/storage/{kind}/{call.call_id}.{ext}",
+                "url": f"{self.storage_base_url or base_url}/storage/{kind}/{call.call_id}.{ext}",
                 "expires_at": iso(call.links_expire_at),
             }
 
@@ -806,7 +809,11 @@ class Twenty2State:
             call = self._calls[call_id].model_copy(deep=True)
             assistant_name = self.agents.get(call.agent_id, "Assistant")
             workspace_id = self.workspace_id
-        recording_url = f"{self.base_url}/storage/recordings/{call.call_id}.mp3" if call.recording_available else None
+        recording_url = (
+            f"{self.storage_base_url or self.base_url}/storage/recordings/{call.call_id}.mp3"
+            if call.recording_available
+            else None
+        )
         return {
             "event": event or ("call.completed" if call.status == "completed" else "call.failed"),
             "event_id": f"evt_{uuid.uuid4()}",
