@@ -153,10 +153,15 @@ def enqueue(call_ids: tuple[str, ...]) -> None:
 
 @main.command()
 @click.argument("call_id", required=False)
+@click.option("--limits", is_flag=True, help="Salesforce's daily API usage as the workers last saw it.")
+@click.option("--live", is_flag=True, help="With --limits: ask Salesforce now (GET /limits, one API request).")
 @click.option("--json", "as_json", is_flag=True)
-def status(call_id: str | None, as_json: bool) -> None:
-    """A call's ledger record, or (no CALL_ID) the counts per state."""
+def status(call_id: str | None, limits: bool, live: bool, as_json: bool) -> None:
+    """A call's ledger record, or (no CALL_ID) the counts per state; --limits: the API allowance."""
     rt = _runtime()
+    if limits:
+        _print_limits(rt, live=live, as_json=as_json)
+        return
     if call_id is None:
         counts = rt.ledger.counts()
         if as_json:
@@ -175,6 +180,33 @@ def status(call_id: str | None, as_json: bool) -> None:
         click.echo(json.dumps(record.as_dict(), indent=2))
     else:
         _print_record(record)
+
+
+def _print_limits(rt: Runtime, *, live: bool, as_json: bool) -> None:
+    if live:
+        daily = rt.services.salesforce.limits().get("DailyApiRequests", {})
+        used, maximum = int(daily.get("Max", 0)) - int(daily.get("Remaining", 0)), int(daily.get("Max", 0))
+        rt.budget.observe((used, maximum), time.time())
+    usage = rt.budget.last()
+    if usage is None:
+        console.print("no Salesforce usage seen yet (run with --live to ask Salesforce)")
+        sys.exit(1)
+    data = {
+        "used": usage.used,
+        "max": usage.maximum,
+        "remaining": usage.remaining,
+        "remaining_share": round(usage.remaining_share, 4),
+        "reserve": rt.settings.crm_sync_api_reserve,
+        "holding": usage.remaining_share <= rt.settings.crm_sync_api_reserve,
+        "seen_at": datetime.fromtimestamp(usage.seen_at, UTC).isoformat(timespec="seconds"),
+    }
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    table = Table(show_header=False, title="Salesforce daily API allowance")
+    for key, value in data.items():
+        table.add_row(key, str(value))
+    console.print(table)
 
 
 # --- mapping ----------------------------------------------------------------------------------------------
