@@ -283,3 +283,22 @@ def test_refused_salesforce_id_falls_back_to_the_phone(boxes: Sandboxes, redis_u
     outcome = run_sync(runtime(boxes, redis_url).services, call_id)
     assert outcome.plan.target is not None and outcome.plan.target.record_id == arjun["Id"]
     assert outcome.plan.target.matched_by.startswith("phone")
+
+
+def test_retryable_failures_are_replayed_automatically_with_a_cap(boxes: Sandboxes, redis_url: str) -> None:
+    from worker.tasks import replay_retryable
+
+    rt = runtime(boxes, redis_url, crm_sync_max_attempts=1, crm_sync_auto_replay_max=2)
+    assert sync_and_record(rt, "call_doesnotexist") == "failed"  # permanent: never replayed automatically
+    boxes.twenty2.fail_randomly(1.0, 503)  # an outage outlasting the retries
+    assert sync_and_record(rt, SEED_CALL) == "failed"
+    assert replay_retryable(rt) == 1  # the outage lasts: queued again, fails again
+    assert sync_and_record(rt, SEED_CALL) == "failed"
+    assert replay_retryable(rt) == 1
+    assert sync_and_record(rt, SEED_CALL) == "failed"
+    assert replay_retryable(rt) == 0  # the cap is reached: ops decide
+    record = rt.ledger.get(SEED_CALL)
+    assert record is not None and record.auto_replays == 2
+    boxes.twenty2.clear_faults()
+    rt2 = runtime(boxes, redis_url, crm_sync_auto_replay_max=3)
+    assert replay_retryable(rt2) == 1 and sync_and_record(rt2, SEED_CALL) == "synced"

@@ -49,7 +49,19 @@ def make_celery(settings: Settings) -> Celery:
         },
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
-        beat_schedule={"sweep": {"task": "crm_sync.sweep", "schedule": 5.0}},
+        beat_schedule={
+            "sweep": {"task": "crm_sync.sweep", "schedule": 5.0},
+            **(
+                {
+                    "auto-replay": {
+                        "task": "crm_sync.auto_replay",
+                        "schedule": settings.crm_sync_auto_replay_minutes * 60,
+                    }
+                }
+                if settings.crm_sync_auto_replay_minutes > 0
+                else {}
+            ),
+        },
         timezone="UTC",
     )
     return app

@@ -79,6 +79,7 @@ class Record:
     salesforce_ids: dict[str, str]
     last_error: dict[str, Any] | None
     summary: str
+    auto_replays: int = 0
 
     @property
     def retryable(self) -> bool | None:
@@ -98,6 +99,7 @@ class Record:
             salesforce_ids=json.loads(data.get("salesforce_ids") or "{}"),
             last_error=json.loads(data["last_error"]) if data.get("last_error") else None,
             summary=data.get("summary", ""),
+            auto_replays=int(data.get("auto_replays", 0)),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -113,6 +115,7 @@ class Record:
             "salesforce_ids": self.salesforce_ids,
             "last_error": self.last_error,
             "summary": self.summary,
+            "auto_replays": self.auto_replays,
         }
 
 
@@ -202,6 +205,9 @@ class Ledger:
             incr_failures=counts_as_failure,
             due_at=due_at,
         )
+
+    def count_auto_replay(self, call_id: str) -> None:
+        self.r.hincrby(self._call(call_id), "auto_replays", 1)
 
     def note(self, call_id: str, event: str, **detail: Any) -> None:
         """Append an event to the call's history without changing its state."""

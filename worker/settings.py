@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     crm_sync_api_reserve: float = Field(
         0.10, ge=0, le=1, description="Share of the org's daily API allowance left untouched: syncs hold when reached."
     )
+    crm_sync_auto_replay_minutes: float = Field(
+        30.0, description="How often beat replays failed syncs whose last error was retryable (0 = never)."
+    )
+    crm_sync_auto_replay_max: int = Field(3, description="Automatic replays per call at most; then ops decide.")
     crm_sync_limit_hold_seconds: float = Field(
         300.0, description="How long work waits when Salesforce's daily API limit is reached, before trying again."
     )

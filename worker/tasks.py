@@ -22,7 +22,7 @@ from worker.errors import (
     Stage,
     SyncError,
 )
-from worker.ledger import RESOLVED, Ledger
+from worker.ledger import RESOLVED, Ledger, State
 from worker.pipeline import run_sync
 from worker.runtime import Runtime, get_runtime
 from worker.settings import Settings
@@ -58,6 +58,29 @@ def sweep() -> int:
     if due or stale:
         log.info("sweep.enqueued", due=len(due), stale=len(stale))
     return len(due) + len(stale)
+
+
+@app.task(name="crm_sync.auto_replay", ignore_result=True)
+def auto_replay() -> int:
+    """Queue again the failed calls whose last error was retryable (an outage outlasted their retries),
+    each at most ``CRM_SYNC_AUTO_REPLAY_MAX`` times; permanent failures wait for ops."""
+    return replay_retryable(get_runtime())
+
+
+def replay_retryable(runtime: Runtime, limit: int = 1000) -> int:
+    ledger, cap = runtime.ledger, runtime.settings.crm_sync_auto_replay_max
+    queued = 0
+    for record in ledger.find(states=[State.FAILED], limit=limit):
+        if not record.retryable or record.auto_replays >= cap:
+            continue
+        if ledger.accept(record.call_id, source="auto-replay", force=True) is not State.FAILED:
+            continue  # someone else moved it meanwhile
+        ledger.count_auto_replay(record.call_id)
+        runtime.enqueue(record.call_id)
+        queued += 1
+    if queued:
+        log.info("auto_replay.queued", calls=queued)
+    return queued
 
 
 def sync_and_record(runtime: Runtime, call_id: str) -> str:
