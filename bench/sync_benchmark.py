@@ -60,7 +60,7 @@ import requests  # noqa: E402
 from naive_sync import NaiveConfig, NaiveSync  # noqa: E402
 
 from worker.bulk import BulkSync  # noqa: E402
-from worker.devstack import RedisServer, Stack, child_env  # noqa: E402
+from worker.devstack import RedisServer, Stack, child_env, wait_ready  # noqa: E402
 from worker.ledger import Ledger  # noqa: E402
 from worker.logs import configure_logging  # noqa: E402
 from worker.runtime import Runtime  # noqa: E402
@@ -396,30 +396,11 @@ def service(
         for name in ("web", *workers, "beat"):
             stack.start(name, entry="worker" if name.startswith("worker") else name)
         intake = f"http://127.0.0.1:{port}"
-        _wait_ready(intake, stack, workers)
+        wait_ready(intake, stack, workers)
         yield intake, stack, Ledger(redis.Redis.from_url(redis_server.url, socket_timeout=10)), workers
     finally:
         stack.stop()
         redis_server.stop()
-
-
-def _wait_ready(intake: str, stack: Stack, workers: list[str], timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    pending = {"web", *workers}
-    while pending:
-        if "web" in pending:
-            try:
-                if requests.get(f"{intake}/readyz", timeout=1).status_code == 200:
-                    pending.discard("web")
-            except requests.RequestException:
-                pass
-        for name in [w for w in pending if w != "web"]:
-            log = stack.log_dir / f"{name}.log"
-            if log.exists() and " ready." in log.read_text(errors="replace"):
-                pending.discard(name)
-        if pending and time.monotonic() > deadline:
-            raise RuntimeError(f"not ready after {timeout:.0f}s: {sorted(pending)} (logs in {stack.log_dir})")
-        time.sleep(0.1)
 
 
 def post_webhooks(box: SandboxProcess, intake: str, call_ids: list[str]) -> None:

@@ -41,7 +41,7 @@ import requests  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from worker.devstack import RedisServer, Stack, child_env  # noqa: E402
+from worker.devstack import RedisServer, Stack, child_env, wait_ready  # noqa: E402
 from worker.ledger import Ledger, Record, State  # noqa: E402
 from worker.mapping import load_mapping, plan_lead_fields  # noqa: E402
 from worker.plan import CALLBACK_SUFFIX  # noqa: E402
@@ -562,25 +562,6 @@ def diagnose(console: Console, ledger: Ledger, stack: Stack, phase: dict[str, An
 # --- the run ------------------------------------------------------------------------------------------------
 
 
-def _wait_ready(intake: str, stack: Stack, workers: list[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    pending = {"web", *workers}
-    while pending:
-        if "web" in pending:
-            try:
-                if requests.get(f"{intake}/readyz", timeout=1).status_code == 200:
-                    pending.discard("web")
-            except requests.RequestException:
-                pass
-        for name in [w for w in pending if w != "web"]:
-            log = stack.log_dir / f"{name}.log"
-            if log.exists() and " ready." in log.read_text(errors="replace"):
-                pending.discard(name)
-        if pending and time.monotonic() > deadline:
-            raise RuntimeError(f"not ready after {timeout:.0f}s: {sorted(pending)} (logs in {stack.log_dir})")
-        time.sleep(0.2)
-
-
 def replay_all_failed(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``crm-sync replay --all-failed``, as ops would run it, with the service's environment."""
     command = [str(Path(sys.executable).parent / "crm-sync"), "replay", "--all-failed"]
@@ -617,7 +598,7 @@ def run_chaos(options: ChaosOptions, console: Console | None = None) -> dict[str
             for name in ("web", *workers, "beat"):
                 stack.start(name, entry="worker" if name.startswith("worker") else name)
             intake = f"http://127.0.0.1:{port}"
-            _wait_ready(intake, stack, workers)
+            wait_ready(intake, stack, workers)
             ledger = Ledger(redis.Redis.from_url(redis_server.url, socket_timeout=5))
             console.print(
                 f"[bold]chaos run[/bold]: {options.events} events, {options.workers} workers, seed {options.seed}; "

@@ -165,6 +165,26 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+def wait_ready(intake: str, stack: Stack, workers: list[str], timeout: float = 90.0) -> None:
+    """Return once the intake answers ``/readyz`` and each named worker has logged Celery's "ready."."""
+    deadline = time.monotonic() + timeout
+    pending = {"web", *workers}
+    while pending:
+        if "web" in pending:
+            try:
+                if requests.get(f"{intake}/readyz", timeout=1).status_code == 200:
+                    pending.discard("web")
+            except requests.RequestException:
+                pass
+        for name in [w for w in pending if w != "web"]:
+            log = stack.log_dir / f"{name}.log"
+            if log.exists() and " ready." in log.read_text(errors="replace"):
+                pending.discard(name)
+        if pending and time.monotonic() > deadline:
+            raise RuntimeError(f"not ready after {timeout:.0f}s: {sorted(pending)} (logs in {stack.log_dir})")
+        time.sleep(0.1)
+
+
 def start_local_service(
     env: dict[str, str],
     *,
