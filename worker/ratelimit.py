@@ -11,11 +11,13 @@ import time
 from collections.abc import Callable
 
 import structlog
-from limits import RateLimitItemPerMinute
+from limits import RateLimitItemPerSecond
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
 log = structlog.get_logger(__name__)
+
+WINDOW_SECONDS = 61
 
 
 class SharedRateLimit:
@@ -34,7 +36,9 @@ class SharedRateLimit:
         self.per_minute = per_minute
         self.max_wait = max_wait
         self._sleep = sleep
-        self._item = RateLimitItemPerMinute(max(per_minute, 1))
+        # Counted over 61 s, not 60: a request leaves some milliseconds after its slot is taken, so a window
+        # exactly as long as the server's lets a burst at the window's edge arrive as the 61st (a 429).
+        self._item = RateLimitItemPerSecond(max(per_minute, 1), WINDOW_SECONDS)
         self._limiter = (
             MovingWindowRateLimiter(RedisStorage(redis_url, key_prefix="crm-sync-rl")) if per_minute > 0 else None
         )
