@@ -48,12 +48,11 @@ class SharedRateLimit:
         own 429 handling is the backstop)."""
         if self._limiter is None:
             return
-        deadline = time.monotonic() + self.max_wait
         waited = 0.0
         while not self._limiter.hit(self._item, self.key):
             stats = self._limiter.get_window_stats(self._item, self.key)
             pause = min(max(stats.reset_time - time.time(), 0.05), 5.0)
-            if time.monotonic() + pause > deadline:
+            if waited + pause > self.max_wait:
                 log.warning("ratelimit.gave_up_waiting", key=self.key, waited=round(waited, 1))
                 return
             self._sleep(pause)
