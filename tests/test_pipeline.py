@@ -302,3 +302,18 @@ def test_retryable_failures_are_replayed_automatically_with_a_cap(boxes: Sandbox
     boxes.twenty2.clear_faults()
     rt2 = runtime(boxes, redis_url, crm_sync_auto_replay_max=3)
     assert replay_retryable(rt2) == 1 and sync_and_record(rt2, SEED_CALL) == "synced"
+
+
+def test_unknown_number_already_searched_ahead_is_not_searched_again(boxes: Sandboxes, redis_url: str) -> None:
+    rt = runtime(boxes, redis_url)
+    [(_, known)] = seed_leads(boxes, 1)
+    first, unknown = add_call(boxes, known), add_call(boxes, "9123477777")
+    rt.lead_cache.hint(unknown, phone="9123477777", lead_id=None)
+    rt.services.field_lengths()
+    assert sync_and_record(rt, first) == "synced"  # its read-ahead also searched the unknown number
+    before = boxes.salesforce.stats()["api_requests"]
+    assert sync_and_record(rt, unknown) == "synced"
+    after = boxes.salesforce.stats()["api_requests"]
+    spent = {kind: after.get(kind, 0) - before.get(kind, 0) for kind in after}
+    assert spent.get("search", 0) == 0 and spent.get("query", 0) == 1 and spent.get("composite", 0) == 1
+    assert call_tasks(boxes, unknown)[0]["WhoId"].startswith("00Q")  # a Lead was created for it

@@ -11,6 +11,8 @@ How it works:
   so a Lead changed in Salesforce since it was read fails the write (412) instead of being overwritten
   from stale values; the worker then reads the Lead again and re-plans.
 - A snapshot is dropped when the Lead is written by us, or when Salesforce says it is gone or converted.
+- Numbers the read-ahead's phone search covered are remembered for two minutes: a call to a number no Lead
+  has then skips a second, identical search (its exact-spelling SOQL check still runs).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from worker.phones import e164
 
 #: Snapshots live this long (seconds): enough to drain a backlog, short enough to stay close to the org.
 DEFAULT_TTL = 900
+#: A phone search that found nothing is trusted this long (seconds) by the lookup of the same number.
+SEARCHED_TTL = 120
 
 
 class LeadCache:
@@ -74,6 +78,22 @@ class LeadCache:
             else:
                 pipe.delete(self._phone(number))
         pipe.execute()
+
+    def searched(self, numbers: list[str]) -> None:
+        """Remember that a phone search just now found no Lead for ``numbers`` (a lookup need not repeat it)."""
+        pipe = self.r.pipeline(transaction=False)
+        for number in numbers:
+            normal = e164(number, self.region)
+            if normal:
+                pipe.set(self._searched(normal), 1, ex=SEARCHED_TTL)
+        pipe.execute()
+
+    def was_searched(self, phone: str | None) -> bool:
+        normal = e164(phone, self.region)
+        return bool(normal and self.r.exists(self._searched(normal)))
+
+    def _searched(self, number: str) -> str:
+        return f"{self.prefix}:lead-searched:{number}"
 
     def forget(self, lead_id: str | None, *phones: str | None) -> None:
         keys = [self._lead(lead_id)] if lead_id else []

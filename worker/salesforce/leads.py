@@ -61,11 +61,12 @@ class LeadFinder:
         if self.cache is not None and not fresh:
             self.cache.drop_hint(detail.call.call_id)
             target = self._cached(detail)
-            if target is None:
+            if target is None and not self.cache.was_searched(lead_phone(detail)):
                 self._read_ahead(detail)
                 target = self._cached(detail)
             if target is not None:
                 return target
+            return self._lookup(detail, searched=self.cache.was_searched(lead_phone(detail)))
         return self._lookup(detail)
 
     def forget(self, target: LeadTarget | None, detail: CallDetail) -> None:
@@ -108,7 +109,10 @@ class LeadFinder:
             if numbers:
                 # Only ASCII digits reach the search terms, so no SOSL reserved character can.
                 terms = " OR ".join(sorted(numbers))
-                rows += self.client.search(f"FIND {{{terms}}} IN PHONE FIELDS RETURNING Lead({', '.join(self.fields)})")
+                found = self.client.search(f"FIND {{{terms}}} IN PHONE FIELDS RETURNING Lead({', '.join(self.fields)})")
+                rows += found
+                # Only numbers the search found nothing for: a number with hits is the full lookup's to settle.
+                self.cache.searched([n for n in sorted(numbers) if not any(self._same(r, n) for r in found)])
         except SalesforceRejected as exc:
             # Reading ahead is an optimisation: whatever it could not read, each call looks up itself.
             log.warning("lead.read_ahead_refused", code=exc.code)
@@ -116,7 +120,8 @@ class LeadFinder:
         log.debug("lead.read_ahead", calls=len(hints) + 1, ids=len(ids), numbers=len(numbers), leads=len(rows))
 
     # --- full lookup ---------------------------------------------------------------------------------------
-    def _lookup(self, detail: CallDetail) -> LeadTarget | None:
+    def _lookup(self, detail: CallDetail, *, searched: bool = False) -> LeadTarget | None:
+        """The full lookup; ``searched``: a phone search covered this number moments ago (not repeated)."""
         raw_id = detail.input_parameters.get(self.id_param)
         note = ""
         if isinstance(raw_id, str) and raw_id.strip():
@@ -130,7 +135,7 @@ class LeadFinder:
                 note = f" ({self.id_param} is not a Lead id)"
             log.warning("lead.id_unusable", call_id=detail.call.call_id, reason=note.strip(" ()"))
         phone = lead_phone(detail)
-        candidates = self._by_phone(phone)
+        candidates = self._by_phone(phone, search=not searched)
         if not candidates:
             return None
         unconverted = [r for r in candidates if not r.get("IsConverted")]
@@ -149,7 +154,7 @@ class LeadFinder:
                 return []
             raise
 
-    def _by_phone(self, phone: str | None) -> list[dict[str, Any]]:
+    def _by_phone(self, phone: str | None, *, search: bool = True) -> list[dict[str, Any]]:
         variants = spellings(phone, self.region)
         if not variants:
             return []
@@ -160,7 +165,7 @@ class LeadFinder:
             )
         )
         matched = [r for r in rows if self._same(r, phone)]
-        if matched:
+        if matched or not search:
             return matched
         # Spellings we did not think of: Salesforce's phone search, then confirm each hit ourselves.
         # Only ASCII digits reach the search term, so no SOSL reserved character can.
