@@ -60,7 +60,7 @@ import requests  # noqa: E402
 from naive_sync import NaiveConfig, NaiveSync  # noqa: E402
 
 from worker.bulk import BulkSync  # noqa: E402
-from worker.devstack import RedisServer, Stack, child_env, wait_ready  # noqa: E402
+from worker.devstack import RedisServer, Stack, child_env, service_env, wait_ready  # noqa: E402
 from worker.ledger import Ledger  # noqa: E402
 from worker.logs import configure_logging  # noqa: E402
 from worker.runtime import Runtime  # noqa: E402
@@ -378,13 +378,7 @@ def service(
     worker names)."""
     redis_server = RedisServer(work / "redis").start()
     port = free_port()
-    env = {
-        **box.env,
-        "REDIS_URL": redis_server.url,
-        "TWENTY2_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "PORT": str(port),
-        "CRM_SYNC_HTTP_HOST": "127.0.0.1",
-        "CELERY_BEAT_SCHEDULE": str(work / "beat-schedule"),
+    env = service_env(box.env, redis_url=redis_server.url, secret=WEBHOOK_SECRET, work=work, port=port) | {
         "WORKER_CONCURRENCY": str(options.concurrency),
         "TWENTY2_RATE_LIMIT_PER_MINUTE": str(limit),
         "CRM_SYNC_INTAKE_RATE_LIMIT_PER_MINUTE": "0",  # one poster sends the whole backlog

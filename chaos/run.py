@@ -41,7 +41,7 @@ import requests  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from worker.devstack import RedisServer, Stack, child_env, wait_ready  # noqa: E402
+from worker.devstack import RedisServer, Stack, child_env, service_env, wait_ready  # noqa: E402
 from worker.ledger import Ledger, Record, State  # noqa: E402
 from worker.mapping import load_mapping, plan_lead_fields  # noqa: E402
 from worker.plan import CALLBACK_SUFFIX  # noqa: E402
@@ -584,15 +584,14 @@ def run_chaos(options: ChaosOptions, console: Console | None = None) -> dict[str
             boxes.twenty2.configure(rate_limit_per_minute=None)  # the sandbox's own 60/min, lifted
             scenario = build_scenario(boxes, options, rng)
             port = free_port()
-            env = {
-                **boxes.env,
-                "REDIS_URL": redis_server.url,
-                "TWENTY2_WEBHOOK_SECRET": WEBHOOK_SECRET,
-                "PORT": str(port),
-                "CRM_SYNC_HTTP_HOST": "127.0.0.1",
-                "CELERY_BEAT_SCHEDULE": str(work / "beat-schedule"),
-                **{name: value for name, (value, _why) in RUN_SETTINGS.items()},
-            }
+            env = service_env(
+                boxes.env,
+                redis_url=redis_server.url,
+                secret=WEBHOOK_SECRET,
+                work=work,
+                port=port,
+                extra={name: value for name, (value, _why) in RUN_SETTINGS.items()},
+            )
             stack = Stack(env=env, log_dir=work / "log")
             workers = [f"worker-{i + 1}" for i in range(options.workers)]
             for name in ("web", *workers, "beat"):

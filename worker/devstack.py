@@ -185,6 +185,22 @@ def wait_ready(intake: str, stack: Stack, workers: list[str], timeout: float = 9
         time.sleep(0.1)
 
 
+def service_env(
+    env: dict[str, str], *, redis_url: str, secret: str, work: Path, port: int, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The Procfile processes' environment for a service on loopback port ``port``: ``env`` (e.g. the
+    sandboxes'), the Redis, the webhook secret, a beat schedule file under ``work``, then ``extra``."""
+    return {
+        **env,
+        "REDIS_URL": redis_url,
+        "TWENTY2_WEBHOOK_SECRET": secret,
+        "PORT": str(port),
+        "CRM_SYNC_HTTP_HOST": "127.0.0.1",
+        "CELERY_BEAT_SCHEDULE": str(work / "beat-schedule"),
+        **(extra or {}),
+    }
+
+
 def start_local_service(
     env: dict[str, str],
     *,
@@ -199,15 +215,7 @@ def start_local_service(
     intake is ready. Returns the stack and the intake's base URL."""
     port = port or free_port()
     stack = Stack(
-        env={
-            **env,
-            "REDIS_URL": redis_url,
-            "TWENTY2_WEBHOOK_SECRET": secret,
-            "PORT": str(port),
-            "CRM_SYNC_HTTP_HOST": "127.0.0.1",
-            "CELERY_BEAT_SCHEDULE": str(work / "beat-schedule"),
-            **(extra or {}),
-        },
+        env=service_env(env, redis_url=redis_url, secret=secret, work=work, port=port, extra=extra),
         log_dir=work / "log",
     )
     for name in names:

@@ -17,6 +17,7 @@ How it works:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any, cast
 
@@ -30,6 +31,11 @@ DEFAULT_TTL = 900
 SEARCHED_TTL = 120
 
 
+def _digest(number: str) -> str:
+    # Key names show up in every Redis tool: they carry a digest of the number, never the number.
+    return hashlib.sha256(number.encode()).hexdigest()[:32]
+
+
 class LeadCache:
     def __init__(self, client: redis.Redis, *, region: str, ttl: int = DEFAULT_TTL, prefix: str = "crm-sync") -> None:
         self.r = client
@@ -41,7 +47,7 @@ class LeadCache:
         return f"{self.prefix}:lead:{lead_id}"
 
     def _phone(self, number: str) -> str:
-        return f"{self.prefix}:lead-phone:{number}"
+        return f"{self.prefix}:lead-phone:{_digest(number)}"
 
     @property
     def _hints(self) -> str:
@@ -93,7 +99,7 @@ class LeadCache:
         return bool(normal and self.r.exists(self._searched(normal)))
 
     def _searched(self, number: str) -> str:
-        return f"{self.prefix}:lead-searched:{number}"
+        return f"{self.prefix}:lead-searched:{_digest(number)}"
 
     def forget(self, lead_id: str | None, *phones: str | None) -> None:
         keys = [self._lead(lead_id)] if lead_id else []
