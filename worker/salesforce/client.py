@@ -37,6 +37,7 @@ from urllib.parse import quote
 
 import requests
 import structlog
+from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
 from simple_salesforce import format_external_id as format_external_id
 from simple_salesforce import format_soql as format_soql
@@ -226,6 +227,11 @@ def _new_http(settings: Settings) -> requests.Session:
     http = requests.Session()
     http.verify = settings.requests_verify
     http.headers["User-Agent"] = "crm-sync (simple-salesforce)"
+    # One kept-alive connection per worker thread: with requests' default pool of 10, threads beyond it
+    # would open (and TLS-handshake) a new connection for every request.
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, settings.worker_concurrency))
+    http.mount("https://", adapter)
+    http.mount("http://", adapter)
     return http
 
 
