@@ -96,13 +96,11 @@ def sync_and_record(runtime: Runtime, call_id: str) -> str:
     if not lock.acquire():
         log.info("sync.busy", call_id=call_id)
         return "busy"
-    checked = False
     try:
         ledger.start(call_id)
         structlog.contextvars.bind_contextvars(call_id=call_id)
         try:
             runtime.budget.check(max_age=runtime.settings.crm_sync_limit_hold_seconds)
-            checked = True
             outcome = run_sync(runtime.services, call_id)
         except SyncError as exc:
             return record_error(ledger, runtime.settings, call_id, exc)
@@ -118,8 +116,8 @@ def sync_and_record(runtime: Runtime, call_id: str) -> str:
         log.info("sync.synced", call_id=call_id, writes=len(outcome.plan.writes), ids=outcome.salesforce_ids)
         return "synced"
     finally:
-        # A held sync sent no request: republishing the client's last reading would keep it fresh forever.
-        if checked and runtime.has_services:
+        # Published with the time it was read: a held sync (no request sent) republishes nothing new.
+        if runtime.has_services:
             salesforce = runtime.services.salesforce
             runtime.budget.observe(salesforce.api_usage, salesforce.api_usage_seen_at)
         structlog.contextvars.unbind_contextvars("call_id")

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote
 
@@ -33,13 +33,13 @@ import structlog
 from worker.errors import SalesforceRejected, Stage, SyncError
 from worker.plan import RecordWrite, Ref
 from worker.salesforce.client import COLLECTION_MAX, classify_errors
+from worker.salesforce.writer import inert_text, refused_for_create_only, without_create_only
 
 log = structlog.get_logger(__name__)
 
 #: Collection subrequests per composite request (Salesforce: at most 5 query or collection subrequests).
 COLLECTIONS_PER_COMPOSITE = 5
 DEFAULT_MAX_BODY_BYTES = 3_000_000
-REFUSED_CREATE_ONLY = "INVALID_FIELD_FOR_INSERT_UPDATE"
 
 
 class CompositeClient(Protocol):
@@ -89,10 +89,14 @@ class CollectionWriter:
 
     def write(self, writes: Sequence[RecordWrite]) -> Written:
         written = self._send(writes)
-        refused = [i for i, (w, r) in enumerate(zip(writes, written.results, strict=True)) if _refuses(w, r)]
+        refused = [
+            i
+            for i, (w, r) in enumerate(zip(writes, written.results, strict=True))
+            if r.error is not None and refused_for_create_only(r.error, [w])
+        ]
         if refused:
             log.info("salesforce.bulk_task_exists_resend", records=len(refused))
-            trimmed = [_without_create_only(writes[i]) for i in refused]
+            trimmed = [without_create_only(writes[i]) for i in refused]
             again = self._send(trimmed)
             for i, result in zip(refused, again.results, strict=True):
                 written.results[i] = result
@@ -122,7 +126,7 @@ class CollectionWriter:
             raise ValueError(f"write {write.ref}: unresolved references in {unresolved}")
         record: dict[str, Any] = {
             "attributes": {"type": write.sobject},
-            **{k: _inert(v) for k, v in write.fields.items()},
+            **{k: inert_text(v) for k, v in write.fields.items()},
         }
         if write.method == "create":
             return "POST", f"{self.base}/composite/sobjects", record
@@ -205,32 +209,7 @@ def _per_record(reply: dict[str, Any] | None, collection: _Collection) -> list[R
     return out
 
 
-def _inert(value: Any) -> Any:
-    """Text that can never read as a composite reference: Salesforce resolves ``@{ref.path}`` anywhere in a
-    subrequest body, collections included, so a caller saying "@{x.id}" would fail the whole request. A
-    zero-width space after "@" breaks the syntax, not the text (as the streaming writer does)."""
-    return value.replace("@{", "@\u200b{") if isinstance(value, str) else value
-
-
 def _missing() -> SyncError:
     return SalesforceRejected(
         "Salesforce answered a collection without a result per record", stage=Stage.WRITE, code="BAD_RESPONSE"
-    )
-
-
-def _refuses(write: RecordWrite, result: RecordResult) -> bool:
-    """The record was refused only for a create-only field it carries (the Task exists already)."""
-    error = result.error
-    if error is None or error.code != REFUSED_CREATE_ONLY:
-        return False
-    carried = {f for f in write.create_only if f in write.fields}
-    named = set(error.details.get("fields") or [])
-    return bool(carried) and (bool(carried & named) or any(f in error.message for f in carried))
-
-
-def _without_create_only(write: RecordWrite) -> RecordWrite:
-    return replace(
-        write,
-        fields={k: v for k, v in write.fields.items() if k not in write.create_only},
-        create_only=frozenset(),
     )

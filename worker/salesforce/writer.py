@@ -8,6 +8,7 @@ request is sent once more without it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC
 from email.utils import format_datetime
@@ -39,10 +40,10 @@ class PlanWriter:
         try:
             return self._send(writes)
         except SalesforceRejected as exc:
-            if not _refuses_create_only(exc, writes):
+            if not refused_for_create_only(exc, writes):
                 raise
             log.info("salesforce.task_exists_resend", call_id=plan.call_id)
-            trimmed = [replace(w, fields={k: v for k, v in w.fields.items() if k not in w.create_only}) for w in writes]
+            trimmed = [without_create_only(w) for w in writes]
             return self._send(trimmed)
 
     def subrequests(self, writes: list[RecordWrite]) -> list[dict[str, Any]]:
@@ -92,16 +93,27 @@ def _path(write: RecordWrite) -> str:
 
 
 def _render(value: Any) -> Any:
-    if isinstance(value, Ref):
-        return f"@{{{value.name}.id}}"
-    # Data never reads as a composite reference: "@{lead.id}" said on a call would be resolved by Salesforce,
-    # "@{x.id}" would fail the whole request. A zero-width space after "@" breaks the syntax, not the text.
+    return f"@{{{value.name}.id}}" if isinstance(value, Ref) else inert_text(value)
+
+
+def inert_text(value: Any) -> Any:
+    """Data that can never read as a composite reference: Salesforce resolves ``@{ref.path}`` anywhere in a
+    subrequest body (collections included), so "@{lead.id}" said on a call would be replaced and "@{x.id}"
+    would fail the whole request. A zero-width space after "@" breaks the syntax, not the text."""
     return value.replace("@{", "@\u200b{") if isinstance(value, str) else value
 
 
-def _refuses_create_only(exc: SyncError, writes: list[RecordWrite]) -> bool:
-    if exc.code != "INVALID_FIELD_FOR_INSERT_UPDATE":
+def refused_for_create_only(error: SyncError, writes: Iterable[RecordWrite]) -> bool:
+    """``error`` refused only a create-only field (``TaskSubtype``) one of ``writes`` carries: the record
+    exists already, and the same write without that field will go through."""
+    if error.code != "INVALID_FIELD_FOR_INSERT_UPDATE":
         return False
-    create_only = {f for w in writes for f in w.create_only if f in w.fields}
-    fields = set(exc.details.get("fields") or [])
-    return bool(create_only) and (bool(create_only & fields) or any(f in exc.message for f in create_only))
+    carried = {f for w in writes for f in w.create_only if f in w.fields}
+    named = set(error.details.get("fields") or [])
+    return bool(carried) and (bool(carried & named) or any(f in error.message for f in carried))
+
+
+def without_create_only(write: RecordWrite) -> RecordWrite:
+    return replace(
+        write, fields={k: v for k, v in write.fields.items() if k not in write.create_only}, create_only=frozenset()
+    )
