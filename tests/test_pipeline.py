@@ -6,12 +6,15 @@ failure leaves in the ledger.
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from worker.ledger import State
+from worker.phones import same_number
 from worker.pipeline import Services, run_sync
 from worker.runtime import Runtime
 from worker.sandbox.local import FAILED_CALL, SEED_CALL, Sandboxes
@@ -244,6 +247,35 @@ def test_read_ahead_makes_a_backlog_cost_one_request_per_call(boxes: Sandboxes, 
         assert boxes.salesforce.get(lead_id)["Status"] == "Working - Contacted"  # type: ignore[index]
 
 
+def test_backlog_next_batch_is_read_ahead_before_its_calls_need_it(boxes: Sandboxes, redis_url: str) -> None:
+    rt = runtime(boxes, redis_url)
+    rt.services.finder.read_ahead = 25  # batches of 25 calls, so 60 calls make three
+    leads = seed_leads(boxes, 60)
+    calls = [add_call(boxes, number) for _, number in leads]
+    for call_id, (_, number) in zip(calls, leads, strict=True):
+        rt.lead_cache.hint(call_id, phone=number, lead_id=None)
+    rt.services.field_lengths()
+    spent_per_call = []
+    for call_id in calls:
+        before = boxes.salesforce.stats()["api_requests"]
+        assert sync_and_record(rt, call_id) == "synced"
+        wait_for(lambda: not any(t.name == "lead-read-ahead" for t in threading.enumerate()))
+        spent_per_call.append(sum(spent(boxes, before).values()))
+    # Call 0 reads calls 0-24 ahead; call 13, in the middle, reads 25-48 in the background; call 37 reads
+    # 49-59. Every other call, the first of each batch included, costs its one write.
+    assert [i for i, n in enumerate(spent_per_call) if n != 1] == [0, 13, 37]
+    assert sum(spent_per_call) == 60 + 3
+    for (lead_id, _), call_id in zip(leads, calls, strict=True):
+        assert call_tasks(boxes, call_id)[0]["WhoId"] == lead_id
+
+
+def wait_for(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
 def test_syncs_hold_when_the_api_reserve_is_reached(boxes: Sandboxes, redis_url: str) -> None:
     rt = runtime(boxes, redis_url, crm_sync_api_reserve=0.10)
     boxes.salesforce.set_usage(used=89_000, maximum=100_000)
@@ -304,16 +336,73 @@ def test_retryable_failures_are_replayed_automatically_with_a_cap(boxes: Sandbox
     assert replay_retryable(rt2) == 1 and sync_and_record(rt2, SEED_CALL) == "synced"
 
 
-def test_unknown_number_already_searched_ahead_is_not_searched_again(boxes: Sandboxes, redis_url: str) -> None:
+def spent(boxes: Sandboxes, before: dict[str, int]) -> dict[str, int]:
+    after = boxes.salesforce.stats()["api_requests"]
+    return {kind: n - before.get(kind, 0) for kind, n in after.items() if n - before.get(kind, 0)}
+
+
+def leads_with_number(boxes: Sandboxes, number: str) -> list[dict[str, Any]]:
+    return [r for r in boxes.salesforce.records("Lead") if same_number(r.get("Phone"), number)]
+
+
+def test_unknown_number_read_ahead_costs_one_request(boxes: Sandboxes, redis_url: str) -> None:
     rt = runtime(boxes, redis_url)
     [(_, known)] = seed_leads(boxes, 1)
     first, unknown = add_call(boxes, known), add_call(boxes, "9123477777")
     rt.lead_cache.hint(unknown, phone="9123477777", lead_id=None)
     rt.services.field_lengths()
-    assert sync_and_record(rt, first) == "synced"  # its read-ahead also searched the unknown number
+    assert sync_and_record(rt, first) == "synced"  # its read-ahead also read the unknown number
     before = boxes.salesforce.stats()["api_requests"]
     assert sync_and_record(rt, unknown) == "synced"
-    after = boxes.salesforce.stats()["api_requests"]
-    spent = {kind: after.get(kind, 0) - before.get(kind, 0) for kind in after}
-    assert spent.get("search", 0) == 0 and spent.get("query", 0) == 1 and spent.get("composite", 0) == 1
-    assert call_tasks(boxes, unknown)[0]["WhoId"].startswith("00Q")  # a Lead was created for it
+    assert spent(boxes, before) == {"composite": 1}  # the Lead is created in the write itself
+    [created] = leads_with_number(boxes, "9123477777")
+    assert call_tasks(boxes, unknown)[0]["WhoId"] == created["Id"]
+
+
+def test_second_call_to_a_new_number_uses_the_lead_the_first_created(boxes: Sandboxes, redis_url: str) -> None:
+    rt = runtime(boxes, redis_url)
+    first, second = add_call(boxes, "9123466666"), add_call(boxes, "9123466666")
+    rt.lead_cache.hint(second, phone="9123466666", lead_id=None)
+    assert sync_and_record(rt, first) == "synced"  # read ahead: no Lead for the number; creates one
+    assert sync_and_record(rt, second) == "synced"
+    [created] = leads_with_number(boxes, "9123466666")
+    assert {t["WhoId"] for c in (first, second) for t in call_tasks(boxes, c)} == {created["Id"]}
+
+
+def test_concurrent_calls_to_one_new_number_create_one_lead(boxes: Sandboxes, redis_url: str) -> None:
+    rt = runtime(boxes, redis_url)
+    calls = [add_call(boxes, "9123455555") for _ in range(4)]
+    for call_id in calls:
+        rt.lead_cache.hint(call_id, phone="9123455555", lead_id=None)
+    rt.services.field_lengths()
+    boxes.salesforce.set_faults(latency_ms=150)  # each write takes long enough for the others to overlap it
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        states = list(pool.map(lambda c: sync_and_record(rt, c), calls))
+    assert states == ["synced"] * 4
+    [created] = leads_with_number(boxes, "9123455555")
+    assert {t["WhoId"] for c in calls for t in call_tasks(boxes, c)} == {created["Id"]}
+
+
+def test_lead_created_in_salesforce_after_the_lookup_is_used_by_the_next_call(boxes: Sandboxes, redis_url: str) -> None:
+    rt = runtime(boxes, redis_url)
+    first, second = add_call(boxes, "9123444444"), add_call(boxes, "9123444444")
+    rt.lead_cache.hint(second, phone="9123444444", lead_id=None)
+    assert sync_and_record(rt, first) == "synced"  # creates a Lead; the number is now marked "look again"
+    rep_lead = boxes.salesforce.insert_raw("Lead", {"LastName": "Rep", "Company": "Acme", "Phone": "09123444444"})
+    assert sync_and_record(rt, second) == "synced"
+    assert len(leads_with_number(boxes, "9123444444")) == 2  # the first call's and the rep's: no third
+    [task] = call_tasks(boxes, second)
+    assert task["WhoId"] in {r["Id"] for r in leads_with_number(boxes, "9123444444")}
+    assert rep_lead in {r["Id"] for r in leads_with_number(boxes, "9123444444")}
+
+
+def test_call_naming_a_lead_id_is_looked_up_by_it_even_when_its_number_has_no_lead(
+    boxes: Sandboxes, redis_url: str
+) -> None:
+    rt = runtime(boxes, redis_url)
+    [(lead_id, _)] = seed_leads(boxes, 1)
+    rt.lead_cache.no_lead(["9123433333"])  # a reading just now found no Lead with the number
+    call_id = add_call(boxes, "9123433333", input_parameters={"salesforce_id": lead_id})
+    outcome = run_sync(rt.services, call_id)
+    assert outcome.plan.target is not None and outcome.plan.target.record_id == lead_id
+    assert leads_with_number(boxes, "9123433333") == []

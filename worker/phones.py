@@ -7,6 +7,7 @@ phone means asking for every common spelling of the same number (``9999999999``,
 
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -34,7 +35,9 @@ def parse_phone(raw: str | None, region: str = "IN") -> PhoneNumber | None:
     return number
 
 
+@functools.lru_cache(maxsize=16_384)
 def e164(raw: str | None, region: str = "IN") -> str | None:
+    """The number in E.164 (``+919999999999``), or None. Cached: Lead lookups compare the same numbers often."""
     number = parse_phone(raw, region)
     return phonenumbers.format_number(number, PhoneNumberFormat.E164) if number else None
 

@@ -76,6 +76,7 @@ class Services:
             lead_fields=mapping.lead_fields(),
             id_param=settings.crm_sync_lead_id_param,
             region=settings.crm_sync_phone_region,
+            api_version=settings.salesforce_api_version,
             cache=cache,
         )
         writer = PlanWriter(salesforce, api_version=settings.salesforce_api_version)
@@ -148,15 +149,25 @@ def run_sync(services: Services, call_id: str, *, now: datetime | None = None) -
     """Sync one call. Raises the sorted errors of ``worker.errors``; writes all or nothing.
 
     When Salesforce says the Lead changed since it was read (modified: 412; converted; deleted), the Lead is
-    read again, the call re-planned and written once more.
+    read again, the call re-planned and written once more. A call that creates a Lead holds its number
+    meanwhile (``LeadFinder.creating_lead``), so two calls to one new number make one Lead.
     """
     detail, plan = plan_call(services, call_id, now=now)
+    if not plan.creates_lead:
+        return _write(services, detail, plan, now)
+    with services.finder.creating_lead(detail) as still_without_lead:
+        if not still_without_lead:
+            plan = _plan(services, detail, services.finder.find(detail, fresh=True), now)
+        return _write(services, detail, plan, now)
+
+
+def _write(services: Services, detail: CallDetail, plan: SyncPlan, now: datetime | None) -> SyncOutcome:
     try:
         ids = services.writer.apply(plan)
     except SalesforceRejected as exc:
         if not _stale_target(exc):
             raise
-        log.info("sync.lead_changed_meanwhile", call_id=call_id, code=exc.code, status=exc.http_status)
+        log.info("sync.lead_changed_meanwhile", call_id=detail.call.call_id, code=exc.code, status=exc.http_status)
         services.finder.forget(plan.target, detail)
         plan = _plan(services, detail, services.finder.find(detail, fresh=True), now)
         ids = services.writer.apply(plan)

@@ -111,6 +111,12 @@ class SyncPlan:
     def write(self, ref: str) -> RecordWrite | None:
         return next((w for w in self.writes if w.ref == ref), None)
 
+    @property
+    def creates_lead(self) -> bool:
+        """True when the plan creates a Lead (no Lead had the number)."""
+        lead = self.write("lead")
+        return lead is not None and lead.method == "create"
+
 
 def call_reference_time(detail: CallDetail, ctx: PlanContext) -> datetime:
     """The call's end in the workspace zone: what relative callback phrases are relative to."""

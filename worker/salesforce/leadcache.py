@@ -11,24 +11,41 @@ How it works:
   so a Lead changed in Salesforce since it was read fails the write (412) instead of being overwritten
   from stale values; the worker then reads the Lead again and re-plans.
 - A snapshot is dropped when the Lead is written by us, or when Salesforce says it is gone or converted.
-- Numbers the read-ahead's phone search covered are remembered for two minutes: a call to a number no Lead
-  has then skips a second, identical search (its exact-spelling SOQL check still runs).
+- A number for which the read-ahead (exact spellings by SOQL, then Salesforce's phone search) found no Lead
+  is remembered as such for a minute: a call to it then creates its Lead in its one composite request,
+  with no lookup of its own. Creating a Lead for a number holds a Redis lock on the number and marks it
+  ``created`` (for a minute, not overwritable by an older reading), so a second call to the same new
+  number, on any worker, reads the Lead instead of creating another.
+
+  The price of that minute: a Lead a user creates in Salesforce for the same number in the minute between
+  the read-ahead and the call's write is not seen, and the call creates a second Lead.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from typing import Any, cast
 
 import redis
+from redis.exceptions import LockError
+from redis.lock import Lock
 
 from worker.phones import e164
 
 #: Snapshots live this long (seconds): enough to drain a backlog, short enough to stay close to the org.
 DEFAULT_TTL = 900
-#: A phone search that found nothing is trusted this long (seconds) by the lookup of the same number.
-SEARCHED_TTL = 120
+#: How long (seconds) a reading "no Lead has this number" is trusted, and a creation remembered.
+NO_LEAD_TTL = 60
+#: How long (seconds) a worker may hold a number while it creates its Lead, and waits for another's hold.
+CREATE_LOCK_SECONDS = 60
+#: Pending hints kept (oldest dropped first): far more than a backlog reads ahead in a snapshot's lifetime.
+MAX_HINTS = 100_000
+#: Longest wait (seconds) for another worker's read-ahead; also how long one may hold the turn.
+READ_AHEAD_WAIT = 10
+_NO_LEAD, _CREATED = b"none", b"created"
 
 
 def _digest(number: str) -> str:
@@ -85,21 +102,56 @@ class LeadCache:
                 pipe.delete(self._phone(number))
         pipe.execute()
 
-    def searched(self, numbers: list[str]) -> None:
-        """Remember that a phone search just now found no Lead for ``numbers`` (a lookup need not repeat it)."""
+    def no_lead(self, numbers: list[str]) -> None:
+        """Remember that reading just now found no Lead with ``numbers``. Never overwrites a newer ``created``."""
         pipe = self.r.pipeline(transaction=False)
         for number in numbers:
             normal = e164(number, self.region)
             if normal:
-                pipe.set(self._searched(normal), 1, ex=SEARCHED_TTL)
+                pipe.set(self._number_state(normal), _NO_LEAD, ex=NO_LEAD_TTL, nx=True)
         pipe.execute()
 
-    def was_searched(self, phone: str | None) -> bool:
+    def has_no_lead(self, phone: str | None) -> bool:
+        """True when a reading of the last minute found no Lead with the number, and none was created since."""
         normal = e164(phone, self.region)
-        return bool(normal and self.r.exists(self._searched(normal)))
+        return bool(normal and self.r.get(self._number_state(normal)) == _NO_LEAD)
 
-    def _searched(self, number: str) -> str:
-        return f"{self.prefix}:lead-searched:{_digest(number)}"
+    def lead_created(self, phone: str | None) -> None:
+        """A Lead was (or may have been) created with the number: look it up again from now on."""
+        normal = e164(phone, self.region)
+        if normal:
+            self.r.set(self._number_state(normal), _CREATED, ex=NO_LEAD_TTL)
+
+    def creation_lock(self, phone: str | None) -> Lock | None:
+        """The lock a worker holds on the number while it creates its Lead (None for no number)."""
+        normal = e164(phone, self.region)
+        if normal is None:
+            return None
+        return self.r.lock(
+            f"{self.prefix}:lead-create:{_digest(normal)}",
+            timeout=CREATE_LOCK_SECONDS,
+            blocking_timeout=CREATE_LOCK_SECONDS,
+            sleep=0.02,
+        )
+
+    @contextmanager
+    def reading_ahead(self) -> Iterator[None]:
+        """Held while a worker reads ahead: one read-ahead at a time (on every worker), so a call that
+        misses while another read-ahead is in flight waits for it (it likely covers this call too) instead of
+        reading a second, smaller batch. After ``READ_AHEAD_WAIT`` seconds it goes ahead without the lock."""
+        lock = self.r.lock(
+            f"{self.prefix}:lead-read-ahead", timeout=READ_AHEAD_WAIT, blocking_timeout=READ_AHEAD_WAIT, sleep=0.01
+        )
+        held = lock.acquire()
+        try:
+            yield
+        finally:
+            if held:
+                with suppress(LockError):  # expired meanwhile: nothing to undo
+                    lock.release()
+
+    def _number_state(self, number: str) -> str:
+        return f"{self.prefix}:lead-number:{_digest(number)}"
 
     def forget(self, lead_id: str | None, *phones: str | None) -> None:
         keys = [self._lead(lead_id)] if lead_id else []
@@ -108,26 +160,50 @@ class LeadCache:
             self.r.delete(*keys)
 
     # --- hints -----------------------------------------------------------------------------------------
-    def hint(self, call_id: str, *, phone: str | None, lead_id: str | None) -> None:
-        """Remember what an accepted webhook says about its Lead (read ahead later, never trusted)."""
-        if phone or lead_id:
-            self.r.hset(self._hints, call_id, json.dumps({"phone": phone, "lead_id": lead_id}))
+    @property
+    def _hint_order(self) -> str:
+        return f"{self.prefix}:lead-hint-order"
 
-    def drop_hint(self, call_id: str) -> None:
-        self.r.hdel(self._hints, call_id)
+    def hint(self, call_id: str, *, phone: str | None, lead_id: str | None) -> None:
+        """Remember what an accepted webhook says about its Lead (read ahead later, never trusted). Hints are
+        read ahead in arrival order, the order the queue hands the calls to the workers."""
+        if phone or lead_id:
+            pipe = self.r.pipeline(transaction=False)
+            pipe.hset(self._hints, call_id, json.dumps({"phone": phone, "lead_id": lead_id}))
+            pipe.rpush(self._hint_order, call_id)
+            pipe.ltrim(self._hint_order, -MAX_HINTS, -1)  # ids of hints dropped meanwhile pile up otherwise
+            pipe.execute()
+
+    def drop_hint(self, call_id: str) -> bool:
+        """The call is being synced: its hint need not be read ahead (its id stays in the order list, skipped).
+        Returns True when this call is the one a read-ahead marked to start reading the next batch."""
+        pipe = self.r.pipeline(transaction=False)
+        pipe.hdel(self._hints, call_id)
+        pipe.delete(self._next_batch(call_id))
+        return bool(pipe.execute()[1])
+
+    def read_next_batch_at(self, call_id: str) -> None:
+        """Mark the call whose sync starts the next read-ahead, so a backlog's next batch is read before its
+        first call needs it."""
+        self.r.set(self._next_batch(call_id), 1, ex=self.ttl)
+
+    def _next_batch(self, call_id: str) -> str:
+        return f"{self.prefix}:lead-next-batch:{call_id}"
 
     def take_hints(self, limit: int) -> list[dict[str, Any]]:
-        """Up to ``limit`` pending hints, removed so that no other worker reads them ahead too."""
+        """Up to ``limit`` pending hints, oldest first, removed so that no other worker reads them ahead too."""
         found: list[dict[str, Any]] = []
-        cursor = 0
         while len(found) < limit:
-            cursor, batch = cast(tuple[int, dict[Any, Any]], self.r.hscan(self._hints, cursor, count=limit))
-            for key, value in batch.items():
-                if len(found) >= limit:
-                    break
-                call_id = key.decode() if isinstance(key, bytes) else str(key)
-                if self.r.hdel(self._hints, key):  # whoever deletes it reads it ahead
-                    found.append({"call_id": call_id, **json.loads(value)})
-            if cursor == 0:
+            popped = cast(list[bytes] | None, self.r.lpop(self._hint_order, limit - len(found)))
+            if not popped:
                 break
+            ids = [raw.decode() for raw in popped]
+            pipe = self.r.pipeline(transaction=False)
+            for call_id in ids:
+                pipe.hget(self._hints, call_id)
+                pipe.hdel(self._hints, call_id)
+            replies = pipe.execute()
+            for call_id, value, deleted in zip(ids, replies[::2], replies[1::2], strict=True):
+                if value and deleted:  # whoever deletes it reads it ahead; gone: dropped or taken already
+                    found.append({"call_id": call_id, **json.loads(value)})
         return found

@@ -5,19 +5,25 @@ number in ``Phone``/``MobilePhone`` by SOQL (exact string match, as Salesforce c
 search. Every candidate is confirmed by parsing its number back. A converted Lead yields its Contact.
 
 With a ``LeadCache``, a snapshot read ahead (see ``worker.salesforce.leadcache``) answers first, and a miss
-reads ahead for the other pending calls in the same two requests.
+reads ahead for the other pending calls (``worker.salesforce.lead_reads``: usually one composite request
+and one search for up to 100 calls). A number the read-ahead found no Lead for is answered "no Lead"
+without a request of its own; the Lead the call then creates is made under ``creating_lead``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import structlog
 from simple_salesforce import format_soql
 
-from worker.errors import PermanentError, SalesforceRejected, Stage
+from worker.errors import PermanentError, RetryableError, SalesforceRejected, Stage
 from worker.phones import digits_only, mask, same_number, spellings
 from worker.plan import LeadTarget, lead_phone
+from worker.salesforce.lead_reads import PHONE_ROWS_LIMIT, LeadReader, ReadClient
 from worker.salesforce.leadcache import LeadCache
 from worker.twenty2.models import CallDetail, is_lead_id
 
@@ -26,14 +32,10 @@ log = structlog.get_logger(__name__)
 BASE_FIELDS = ("Id", "OwnerId", "IsConverted", "ConvertedContactId", "Phone", "MobilePhone", "LastModifiedDate")
 #: What a query answers for an id Salesforce does not accept.
 INVALID_ID_CODES = frozenset({"INVALID_QUERY_FILTER_OPERATOR", "MALFORMED_ID", "INVALID_ID_FIELD"})
-#: Calls whose Leads one read-ahead fetches (one SOQL by id + one SOSL by number).
+#: Calls whose Leads one read-ahead fetches (usually one composite of queries + one search).
 READ_AHEAD = 100
-
-
-class QueryClient(Protocol):
-    def query(self, soql: str) -> list[dict[str, Any]]: ...
-
-    def search(self, sosl: str) -> list[dict[str, Any]]: ...
+#: Pending calls from which a read-ahead counts as a backlog, whose next batch is read before it is needed.
+NEXT_BATCH_MIN = 20
 
 
 class LeadFinder:
@@ -41,11 +43,12 @@ class LeadFinder:
 
     def __init__(
         self,
-        client: QueryClient,
+        client: ReadClient,
         *,
         lead_fields: frozenset[str],
         id_param: str,
         region: str,
+        api_version: str,
         cache: LeadCache | None = None,
         read_ahead: int = READ_AHEAD,
     ) -> None:
@@ -55,24 +58,60 @@ class LeadFinder:
         self.region = region
         self.cache = cache
         self.read_ahead = read_ahead
+        self.reader: LeadReader[str] = LeadReader(client, fields=self.fields, region=region, api_version=api_version)
 
     def find(self, detail: CallDetail, *, fresh: bool = False) -> LeadTarget | None:
         """The call's target. ``fresh`` skips the cache (after Salesforce said a snapshot was stale)."""
-        if self.cache is not None and not fresh:
-            self.cache.drop_hint(detail.call.call_id)
-            target = self._cached(detail)
-            if target is None and not self.cache.was_searched(lead_phone(detail)):
-                self._read_ahead(detail)
+        if self.cache is None or fresh:
+            return self._lookup(detail)
+        if self.cache.drop_hint(detail.call.call_id):
+            self._read_next_batch()
+        target = self._cached(detail)
+        if target is None and not self._known_without_lead(detail):
+            with self.cache.reading_ahead():
+                # The read-ahead this call may have waited for could have read it.
                 target = self._cached(detail)
-            if target is not None:
-                return target
-            return self._lookup(detail, searched=self.cache.was_searched(lead_phone(detail)))
-        return self._lookup(detail)
+                if target is None and not self._known_without_lead(detail):
+                    self._read_ahead(detail)
+                    target = self._cached(detail)
+        if target is not None:
+            return target
+        if self._known_without_lead(detail):
+            return None
+        target = self._lookup(detail)
+        phone = lead_phone(detail)
+        if target is None and phone:
+            self.cache.no_lead([phone])  # just read: the creation under the number's lock may trust it
+        return target
 
     def forget(self, target: LeadTarget | None, detail: CallDetail) -> None:
         """Drop the snapshot of ``target`` (we wrote it, or Salesforce said it changed)."""
         if self.cache is not None and target is not None:
             self.cache.forget(target.converted_from or target.record_id, lead_phone(detail))
+
+    @contextmanager
+    def creating_lead(self, detail: CallDetail) -> Iterator[bool]:
+        """Hold the call's number while a Lead is created for it. Yields whether the number is still known
+        to have no Lead (else the caller finds the Lead again, fresh: another call may have just created
+        it). On the way out the number is marked as having a Lead, whatever happened inside (a create that
+        timed out may still have been made)."""
+        phone = lead_phone(detail)
+        lock = self.cache.creation_lock(phone) if self.cache is not None else None
+        if self.cache is None or lock is None:
+            yield False
+            return
+        if not lock.acquire():
+            raise RetryableError(
+                f"another worker is creating the Lead for {mask(phone)}", stage=Stage.LOOKUP, code="LEAD_CREATION_BUSY"
+            )
+        try:
+            yield self.cache.has_no_lead(phone)
+        finally:
+            self.cache.lead_created(phone)
+            try:
+                lock.release()
+            except Exception:  # expired: the next creator re-reads anyway (the number is marked)
+                log.warning("lead.creation_lock_expired", phone=mask(phone))
 
     # --- cache -------------------------------------------------------------------------------------------
     def _lead_id_param(self, detail: CallDetail) -> str | None:
@@ -91,37 +130,60 @@ class LeadFinder:
             return None
         return self._target(row, matched_by="phone (read ahead)")
 
-    def _read_ahead(self, detail: CallDetail) -> None:
+    def _known_without_lead(self, detail: CallDetail) -> bool:
+        # A call naming a Lead id is looked up by it; only a call found by its number can skip the lookup.
+        assert self.cache is not None
+        return self._lead_id_param(detail) is None and self.cache.has_no_lead(lead_phone(detail))
+
+    def _read_next_batch(self) -> None:
+        """Read the next pending calls ahead in the background: this call's own batch was read already."""
+        threading.Thread(target=self._read_ahead_quietly, name="lead-read-ahead", daemon=True).start()
+
+    def _read_ahead_quietly(self) -> None:
+        assert self.cache is not None
+        try:
+            with self.cache.reading_ahead():
+                self._read_ahead(None)
+        except Exception as exc:  # an optimisation: each call of the batch still finds its Lead itself
+            log.warning("lead.read_ahead_failed", error=type(exc).__name__)
+
+    def _read_ahead(self, detail: CallDetail | None) -> None:
+        """Read the Leads of this call (if any) and of up to ``read_ahead - 1`` pending ones into the cache.
+        In a backlog, the call in the middle of the batch is marked to read the batch after it."""
         assert self.cache is not None
         hints = self.cache.take_hints(self.read_ahead - 1)
-        ids = {h["lead_id"] for h in hints if isinstance(h.get("lead_id"), str) and is_lead_id(h["lead_id"])}
-        numbers = {digits_only(h.get("phone"))[-10:] for h in hints if not h.get("lead_id")}
-        own_id = self._lead_id_param(detail)
-        if own_id:
-            ids.add(own_id)
-        else:
-            numbers.add(digits_only(lead_phone(detail))[-10:])
-        numbers.discard("")
-        rows: list[dict[str, Any]] = []
+        ids: dict[str, str] = {}
+        phones: dict[str, str | None] = {}
+        for hint in hints:
+            key, lead_id = str(hint.get("call_id")), hint.get("lead_id")
+            if isinstance(lead_id, str) and is_lead_id(lead_id):
+                ids[key] = lead_id
+            elif hint.get("phone"):
+                phones[key] = str(hint["phone"])
+        if detail is not None:
+            own, own_id = detail.call.call_id, self._lead_id_param(detail)
+            phones[own] = lead_phone(detail)
+            if own_id:
+                ids[own] = own_id
+        if not ids and not phones:
+            return
         try:
-            if ids:
-                rows += self.client.query(self._select("WHERE Id IN {}", sorted(ids)))
-            if numbers:
-                # Only ASCII digits reach the search terms, so no SOSL reserved character can.
-                terms = " OR ".join(sorted(numbers))
-                found = self.client.search(f"FIND {{{terms}}} IN PHONE FIELDS RETURNING Lead({', '.join(self.fields)})")
-                rows += found
-                # Only numbers the search found nothing for: a number with hits is the full lookup's to settle.
-                self.cache.searched([n for n in sorted(numbers) if not any(self._same(r, n) for r in found)])
+            reads = self.reader.read(ids, phones)
         except SalesforceRejected as exc:
             # Reading ahead is an optimisation: whatever it could not read, each call looks up itself.
             log.warning("lead.read_ahead_refused", code=exc.code)
-        self.cache.put(rows)
-        log.debug("lead.read_ahead", calls=len(hints) + 1, ids=len(ids), numbers=len(numbers), leads=len(rows))
+            return
+        rows = [row for answer in reads.values() for row in answer.rows()]
+        self.cache.put(list({row["Id"]: row for row in rows if row.get("Id")}.values()))
+        without = [str(phones[k]) for k, a in reads.items() if a.no_lead_for_number(self.region, phones.get(k))]
+        self.cache.no_lead(without)
+        if len(hints) >= NEXT_BATCH_MIN:
+            self.cache.read_next_batch_at(str(hints[len(hints) // 2]["call_id"]))
+        log.debug("lead.read_ahead", calls=len(reads), ids=len(ids), leads=len(rows), without_lead=len(without))
 
     # --- full lookup ---------------------------------------------------------------------------------------
-    def _lookup(self, detail: CallDetail, *, searched: bool = False) -> LeadTarget | None:
-        """The full lookup; ``searched``: a phone search covered this number moments ago (not repeated)."""
+    def _lookup(self, detail: CallDetail) -> LeadTarget | None:
+        """The full lookup: by id, else by the number's spellings, else by Salesforce's phone search."""
         raw_id = detail.input_parameters.get(self.id_param)
         note = ""
         if isinstance(raw_id, str) and raw_id.strip():
@@ -135,7 +197,7 @@ class LeadFinder:
                 note = f" ({self.id_param} is not a Lead id)"
             log.warning("lead.id_unusable", call_id=detail.call.call_id, reason=note.strip(" ()"))
         phone = lead_phone(detail)
-        candidates = self._by_phone(phone, search=not searched)
+        candidates = self._by_phone(phone)
         if not candidates:
             return None
         unconverted = [r for r in candidates if not r.get("IsConverted")]
@@ -154,18 +216,19 @@ class LeadFinder:
                 return []
             raise
 
-    def _by_phone(self, phone: str | None, *, search: bool = True) -> list[dict[str, Any]]:
+    def _by_phone(self, phone: str | None) -> list[dict[str, Any]]:
         variants = spellings(phone, self.region)
         if not variants:
             return []
         rows = self.client.query(
             self._select(
-                "WHERE Phone IN {variants} OR MobilePhone IN {variants} ORDER BY LastModifiedDate DESC LIMIT 20",
+                "WHERE Phone IN {variants} OR MobilePhone IN {variants} ORDER BY LastModifiedDate DESC LIMIT {limit}",
                 variants=variants,
+                limit=PHONE_ROWS_LIMIT,
             )
         )
         matched = [r for r in rows if self._same(r, phone)]
-        if matched or not search:
+        if matched:
             return matched
         # Spellings we did not think of: Salesforce's phone search, then confirm each hit ourselves.
         # Only ASCII digits reach the search term, so no SOSL reserved character can.

@@ -113,7 +113,7 @@ from worker.sandbox.salesforce_schema import (
     normalize_id,
     parse_datetime,
 )
-from worker.sandbox.salesforce_soql import QueryError, parse_soql, parse_sosl, search_hit, select
+from worker.sandbox.salesforce_soql import QueryError, parse_soql, parse_sosl, search_matcher, select
 
 MIN_API_VERSION = 42.0
 MAX_API_VERSION = 66.0
@@ -326,7 +326,7 @@ class SalesforceState:
         self._rng = random.Random(0)
         self._tokens: dict[str, _Token] = {}
         self._refresh_tokens: dict[str, str] = {}
-        self._records: dict[str, dict[str, dict[str, Any]]] = {}
+        self._records: dict[str, _Table] = {}
         self._deleted: dict[str, dict[str, dict[str, Any]]] = {}
         self._indexed_at: dict[str, float] = {}
         self._cursors: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
@@ -344,7 +344,7 @@ class SalesforceState:
         Credentials and issued tokens are kept."""
         with self.lock:
             self.schema = self._schema_template.copy()
-            self._records = {spec.name: {} for spec in self.schema.objects.values()}
+            self._records = {spec.name: _Table() for spec in self.schema.objects.values()}
             self._deleted = {spec.name: {} for spec in self.schema.objects.values()}
             self._indexed_at.clear()
             self._cursors.clear()
@@ -716,15 +716,15 @@ class SalesforceState:
             self.api_used += 1
             self._stats["api_requests"][kind] += 1
             ctx = _Ctx(user_id, match.group(1), headers=_conditional_headers(headers or {}))
-            fault = self._draw_fault(kind, method)
-            early = self._fault_reply(fault, ctx)
-            if early is not None:
-                return self._with_usage(early)
             try:
                 body = json.loads(raw_body) if raw_body.strip() else None
             except ValueError as exc:
                 reply = RestReply(400, [error_item("JSON_PARSER_ERROR", f"Unexpected character: {exc}")])
                 return self._with_usage(reply)
+            fault = self._draw_fault(kind, _writes(method, kind, body))
+            early = self._fault_reply(fault, ctx)
+            if early is not None:
+                return self._with_usage(early)
             self._journal = []
             try:
                 result = self._dispatch(ctx, method, segments, params, body)
@@ -741,12 +741,11 @@ class SalesforceState:
         reply.headers["Sforce-Limit-Info"] = f"api-usage={min(self.api_used, self.api_max)}/{self.api_max}"
         return reply
 
-    def _draw_fault(self, kind: str, method: str) -> str | None:
+    def _draw_fault(self, kind: str, is_write: bool) -> str | None:
         faults = self.faults
         if faults.fail_next <= 0 and faults.fail_rate <= 0:
             return None
         scope = set(faults.fail_scope)
-        is_write = method.upper() != "GET"
         eligible = not scope or kind in scope or ("write" in scope and is_write) or ("read" in scope and not is_write)
         if faults.fail_kind == "lock" and not is_write:
             eligible = False  # a row lock only ever hits a write
@@ -1104,8 +1103,8 @@ class SalesforceState:
             value = record.get(spec.name)
             if not spec.unique or value is None or spec.name == "Id":
                 continue
-            for other in self._records[obj.name].values():
-                if other["Id"] != record.get("Id") and _same_value(other.get(spec.name), value):
+            for other in self._records[obj.name].with_value(spec.name, value):
+                if other["Id"] != record.get("Id"):
                     raise ApiError.of(
                         400,
                         "DUPLICATE_VALUE",
@@ -1166,7 +1165,7 @@ class SalesforceState:
         raise _not_found()
 
     def _by_external(self, obj: ObjectSpec, spec: FieldSpec, value: Any) -> list[dict[str, Any]]:
-        return [r for r in self._records[obj.name].values() if _same_value(r.get(spec.name), value)]
+        return self._records[obj.name].with_value(spec.name, value)
 
     def _put(
         self,
@@ -1344,10 +1343,9 @@ class SalesforceState:
         hits: list[dict[str, Any]] = []
         for query in search.returning:
             obj = query.sobject
+            hit = search_matcher(search, obj)
             candidates = [
-                r
-                for r in self._records[obj.name].values()
-                if self._indexed_at.get(r["Id"], 0) <= now and search_hit(search, obj, r)
+                r for r in self._records[obj.name].values() if self._indexed_at.get(r["Id"], 0) <= now and hit(r)
             ]
             hits += [self._project(ctx, obj, r, query.fields) for r in select(query, candidates)]
         if search.limit is not None:
@@ -1656,12 +1654,68 @@ def _field_list(obj: ObjectSpec, raw: str | None) -> list[FieldSpec] | None:
     return list({s.name: s for s in specs}.values())
 
 
-def _same_value(stored: Any, wanted: Any) -> bool:
-    if stored is None or wanted is None:
-        return False
-    if isinstance(stored, str) and isinstance(wanted, str):
-        return stored.casefold() == wanted.casefold()
-    return bool(stored == wanted)
+class _Table(dict[str, dict[str, Any]]):
+    """One object's live records by id, with lookups by a field's value (text case-insensitively) kept up
+    to date on every store, as an org's external-id and unique-field indexes are. Records are never
+    changed in place (every write stores a new dict), so indexing on store is enough."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._indexes: dict[str, dict[Any, dict[str, None]]] = {}  # field -> value key -> ids (ordered)
+
+    def __setitem__(self, record_id: str, record: dict[str, Any]) -> None:
+        old = self.get(record_id)
+        if old is not None:
+            self._unindex(record_id, old)
+        super().__setitem__(record_id, record)
+        for name, index in self._indexes.items():
+            key = _index_key(record.get(name))
+            if key is not None:
+                index.setdefault(key, {})[record_id] = None
+
+    def __delitem__(self, record_id: str) -> None:
+        self._unindex(record_id, self[record_id])
+        super().__delitem__(record_id)
+
+    def pop(self, record_id: str, default: Any = None) -> Any:
+        if record_id not in self:
+            return default
+        record = self[record_id]
+        del self[record_id]
+        return record
+
+    def with_value(self, name: str, value: Any) -> list[dict[str, Any]]:
+        """The records whose field ``name`` holds ``value``."""
+        index = self._indexes.get(name)
+        if index is None:
+            index = self._indexes[name] = {}
+            for record_id, record in self.items():
+                key = _index_key(record.get(name))
+                if key is not None:
+                    index.setdefault(key, {})[record_id] = None
+        key = _index_key(value)
+        return [self[record_id] for record_id in index.get(key, {})] if key is not None else []
+
+    def _unindex(self, record_id: str, record: dict[str, Any]) -> None:
+        for name, index in self._indexes.items():
+            key = _index_key(record.get(name))
+            if key is not None and key in index:
+                index[key].pop(record_id, None)
+                if not index[key]:
+                    del index[key]
+
+
+def _index_key(value: Any) -> Any:
+    """The comparable, hashable form of a value (text case-insensitively); None for a value nothing matches."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return ("text", value.casefold())
+    try:
+        hash(value)
+    except TypeError:
+        return None
+    return ("value", value)
 
 
 def _conditional_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -1698,6 +1752,15 @@ def _status_items(exc: ApiError) -> list[dict[str, Any]]:
                 }
             )
     return items
+
+
+def _writes(method: str, kind: str, body: Any) -> bool:
+    """Whether a request writes: any but GET, except a composite whose subrequests all read."""
+    if kind == "composite" and isinstance(body, dict) and isinstance(body.get("compositeRequest"), list):
+        return any(
+            str(sub.get("method", "")).upper() != "GET" for sub in body["compositeRequest"] if isinstance(sub, dict)
+        )
+    return method.upper() != "GET"
 
 
 def _request_kind(method: str, segments: list[str]) -> str:

@@ -31,6 +31,7 @@ an unquoted run of words as one number for phone fields.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -177,6 +178,20 @@ class InList:
     spec: FieldSpec
     values: tuple[Any, ...]
     negate: bool
+
+    @functools.cached_property
+    def keys(self) -> frozenset[Any]:
+        """The values' comparable forms (``_key``), built once: a read-ahead lists thousands of numbers."""
+        return frozenset(_key(self.spec, v) for v in self.values if v is not None)
+
+    @functools.cached_property
+    def has_null(self) -> bool:
+        return any(v is None for v in self.values)
+
+    def has(self, value: Any) -> bool:
+        if value is None:
+            return self.has_null
+        return _key(self.spec, value) in self.keys
 
 
 @dataclass(frozen=True)
@@ -511,7 +526,7 @@ def matches(condition: Condition | None, record: dict[str, Any]) -> bool:
     if isinstance(condition, Like):
         return isinstance(value, str) and condition.pattern.fullmatch(value) is not None
     if isinstance(condition, InList):
-        found = any(_equal(condition.spec, value, item) for item in condition.values)
+        found = condition.has(value)
         return not found if condition.negate else found
     if condition.value is None or value is None:
         both_null = condition.value is None and value is None
@@ -521,12 +536,6 @@ def matches(condition: Condition | None, record: dict[str, Any]) -> bool:
         return _OPS[condition.op](left, right)
     except TypeError:
         return False
-
-
-def _equal(spec: FieldSpec, value: Any, literal: Any) -> bool:
-    if value is None or literal is None:
-        return value is None and literal is None
-    return bool(_key(spec, value) == _key(spec, literal))
 
 
 def _sort(records: list[dict[str, Any]], order: list[tuple[FieldSpec, bool, bool]]) -> list[dict[str, Any]]:
@@ -569,6 +578,15 @@ class Term:
     words: tuple[str, ...]
     phrase: bool
 
+    @functools.cached_property
+    def digits(self) -> str:
+        """The digits phone fields are matched against (their last digits), computed once per search."""
+        return _digits(self.text)
+
+    @functools.cached_property
+    def patterns(self) -> tuple[re.Pattern[str], ...]:
+        return tuple(_word_pattern(w) for w in self.words)
+
 
 @dataclass(frozen=True)
 class AllOf:
@@ -578,6 +596,15 @@ class AllOf:
 @dataclass(frozen=True)
 class AnyOf:
     parts: tuple[SearchExpr, ...]
+
+    @functools.cached_property
+    def suffixes(self) -> tuple[frozenset[str], tuple[int, ...]] | None:
+        """For an OR of plain terms (a many-number phone search): the terms' digits and their lengths, so a
+        phone is matched against all of them at once; None when some part is not a term."""
+        if not all(isinstance(part, Term) for part in self.parts):
+            return None
+        digits = frozenset(part.digits for part in self.parts if isinstance(part, Term) and part.digits)
+        return digits, tuple(sorted({len(d) for d in digits}))
 
 
 @dataclass(frozen=True)
@@ -869,12 +896,12 @@ def _has_run(tokens: tuple[str, ...], patterns: list[re.Pattern[str]]) -> bool:
 
 
 def _term_hit(term: Term, indexed: _Indexed) -> bool:
-    wanted = _digits(term.text)
+    wanted = term.digits
     if wanted and any(phone.endswith(wanted) for phone in indexed.phones):
         return True
     if not term.words or not indexed.fields:
         return False
-    patterns = [_word_pattern(w) for w in term.words]
+    patterns = list(term.patterns)
     if term.phrase:
         return any(_has_run(tokens, patterns) for tokens in indexed.fields)
     every = {t for tokens in indexed.fields for t in tokens}
@@ -887,17 +914,28 @@ def _evaluate(expr: SearchExpr, indexed: _Indexed) -> bool:
     if isinstance(expr, AllOf):
         return all(_evaluate(part, indexed) for part in expr.parts)
     if isinstance(expr, AnyOf):
+        if expr.suffixes is not None:
+            digits, lengths = expr.suffixes
+            if any(phone[-n:] in digits for phone in indexed.phones for n in lengths if len(phone) >= n):
+                return True
+            if not indexed.fields:
+                return False  # no term can match by words either
         return any(_evaluate(part, indexed) for part in expr.parts)
     return _evaluate(expr.keep, indexed) and not _evaluate(expr.drop, indexed)
 
 
-def search_hit(search: Search, obj: ObjectSpec, record: dict[str, Any]) -> bool:
-    """Whether ``record`` matches the search query in the searched field group."""
-    if search.expr is None:
-        return False
+def search_matcher(search: Search, obj: ObjectSpec) -> Callable[[dict[str, Any]], bool]:
+    """Whether a record of ``obj`` matches the search query in the searched field group (fields picked once)."""
     texts, phones = _searched_fields(obj, search.group)
-    indexed = _Indexed(
-        tuple(tuple(re.findall(r"\w+", str(record.get(s.name) or "").casefold())) for s in texts),
-        tuple(_digits(str(record.get(s.name) or "")) for s in phones),
-    )
-    return _evaluate(search.expr, indexed)
+    expr = search.expr
+
+    def hit(record: dict[str, Any]) -> bool:
+        if expr is None:
+            return False
+        indexed = _Indexed(
+            tuple(tuple(re.findall(r"\w+", str(record.get(s.name) or "").casefold())) for s in texts),
+            tuple(_digits(str(record.get(s.name) or "")) for s in phones),
+        )
+        return _evaluate(expr, indexed)
+
+    return hit
