@@ -2,7 +2,8 @@
 
 One fixture per real-world case, one test per fixture: a mixed batch whose calls end differently without
 affecting each other, a replay of calls already synced, a 300-call backfill's Salesforce bill, a call
-another worker holds, a backfill run twice, and the ``crm-sync backfill`` command on a CSV file.
+another worker holds, a backfill run twice, a backfill creating a Lead the streaming path had read as
+missing, and the ``crm-sync backfill`` command on a CSV file.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from click.testing import CliRunner, Result
 from worker.bulk import BulkReport, bulk_sync
 from worker.cli import main, read_call_ids
 from worker.ledger import Record, State
+from worker.phones import same_number
 from worker.pipeline import Services
 from worker.runtime import Runtime
 from worker.sandbox.local import SEED_CALL, Sandboxes
+from worker.tasks import sync_and_record
 from worker.twenty2.client import RetryPolicy, Twenty2Client
 
 NEW_NUMBER = "9123400001"
@@ -257,6 +260,35 @@ def test_backfill_run_twice_leaves_synced_calls_alone(backfilled_twice: Twice) -
     assert backfilled_twice.first.outcomes["synced"] == 6
     assert dict(backfilled_twice.second.outcomes) == {"resolved": 6}
     assert backfilled_twice.requests_second == 0 == backfilled_twice.second.twenty2_fetches
+
+
+# --- a backfill creating a Lead the streaming path had read as missing --------------------------------------
+
+
+@dataclass
+class CreatedMeanwhile:
+    rt: Runtime
+    backfilled: str
+    streamed: str
+
+
+@pytest.fixture
+def created_meanwhile(boxes: Sandboxes, redis_url: str) -> CreatedMeanwhile:
+    rt = runtime(boxes, redis_url)
+    backfilled, streamed = boxes.twenty2.add_generated_calls(2, seed=31, phones=[NEW_NUMBER])
+    rt.lead_cache.no_lead([NEW_NUMBER])  # a streaming read-ahead found no Lead for the number just now
+    bulk_sync(rt, [backfilled], source="backfill", force=False)  # creates the Lead
+    assert sync_and_record(rt, streamed) == "synced"
+    return CreatedMeanwhile(rt, backfilled, streamed)
+
+
+def test_backfill_created_lead_is_used_by_the_streaming_path(
+    boxes: Sandboxes, created_meanwhile: CreatedMeanwhile
+) -> None:
+    leads = [r for r in boxes.salesforce.records("Lead") if same_number(r.get("Phone"), NEW_NUMBER)]
+    assert len(leads) == 1
+    who = {t["WhoId"] for c in (created_meanwhile.backfilled, created_meanwhile.streamed) for t in tasks_of(boxes, c)}
+    assert who == {leads[0]["Id"]}
 
 
 # --- the command -------------------------------------------------------------------------------------------

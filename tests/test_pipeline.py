@@ -12,13 +12,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import redis
 
 from worker.ledger import State
 from worker.phones import same_number
 from worker.pipeline import Services, run_sync
+from worker.ratelimit import SharedRateLimit
 from worker.runtime import Runtime
+from worker.salesforce.leadcache import LeadCache
 from worker.sandbox.local import FAILED_CALL, SEED_CALL, Sandboxes
 from worker.sandbox.salesforce import ValidationRule
+from worker.sandbox.serve import free_port
 from worker.tasks import sync_and_record
 from worker.twenty2.client import RetryPolicy, Twenty2Client
 
@@ -406,3 +410,32 @@ def test_call_naming_a_lead_id_is_looked_up_by_it_even_when_its_number_has_no_le
     outcome = run_sync(rt.services, call_id)
     assert outcome.plan.target is not None and outcome.plan.target.record_id == lead_id
     assert leads_with_number(boxes, "9123433333") == []
+
+
+def unreachable_redis_url() -> str:
+    return f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there: as during a Redis restart
+
+
+def test_redis_outage_during_the_lookup_is_retried_not_failed(boxes: Sandboxes, redis_url: str) -> None:
+    settings = boxes.settings(redis_url=redis_url, twenty2_rate_limit_per_minute=0)
+    away = LeadCache(redis.Redis.from_url(unreachable_redis_url(), socket_timeout=1), region="IN")
+    services = Services.from_settings(
+        settings, twenty2=Twenty2Client(settings, retry=RetryPolicy.instant()), cache=away
+    )
+    rt = Runtime(settings, _services=services)
+    assert sync_and_record(rt, SEED_CALL) == "queued"
+    record = rt.ledger.get(SEED_CALL)
+    assert record is not None and record.last_error is not None
+    assert (record.last_error["code"], record.last_error["stage"]) == ("REDIS_UNAVAILABLE", "lookup")
+    assert call_tasks(boxes, SEED_CALL) == []
+
+
+def test_redis_outage_in_the_twenty2_rate_limit_is_retried_not_failed(boxes: Sandboxes, redis_url: str) -> None:
+    settings = boxes.settings(redis_url=redis_url, twenty2_rate_limit_per_minute=60)
+    limit = SharedRateLimit(unreachable_redis_url(), key="twenty2:test", per_minute=60)
+    twenty2 = Twenty2Client(settings, retry=RetryPolicy.instant(), before_request=limit.acquire)
+    rt = Runtime(settings, _services=Services.from_settings(settings, twenty2=twenty2))
+    assert sync_and_record(rt, SEED_CALL) == "queued"
+    record = rt.ledger.get(SEED_CALL)
+    assert record is not None and record.last_error is not None
+    assert (record.last_error["code"], record.last_error["stage"]) == ("REDIS_UNAVAILABLE", "fetch")

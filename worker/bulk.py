@@ -304,6 +304,9 @@ class BulkSync:
         creators = [self._plan_group(group, ctx) for group in groups]
         creates = [(call, _write(call, "lead")) for call in creators if call is not None]
         written = writer.write([w for _, w in creates])
+        for call, _ in creates:
+            if call.detail is not None:
+                services.finder.note_created(call.detail)  # the streaming path must not trust "no Lead" now
         resent = written.resent
         for (call, write), result in zip(creates, written.results, strict=True):
             call.results[write.ref] = result

@@ -13,8 +13,12 @@ and ``crm-sync failures`` can show "write / UNABLE_TO_LOCK_ROW" without parsing 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from typing import Any, ClassVar
+
+import redis.exceptions
 
 
 class Disposition(StrEnum):
@@ -154,6 +158,26 @@ class SalesforceAuthError(SalesforceError, PermanentError):
 
 class SalesforceRejected(SalesforceError, PermanentError):
     """Validation rule, missing required field, bad value, forbidden field, converted lead, ..."""
+
+
+class RedisUnavailable(RetryableError):
+    """The worker's own Redis (caches, locks, rate limit, API budget) did not answer: restarting, loading,
+    unreachable. The sync is tried again once it does."""
+
+
+#: What redis-py raises when the server cannot be reached or answer (BusyLoadingError is a ConnectionError).
+_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+
+
+@contextmanager
+def redis_errors(stage: Stage) -> Iterator[None]:
+    """Sort a Redis outage inside the block as ``RedisUnavailable`` (retryable) at ``stage``."""
+    try:
+        yield
+    except _REDIS_DOWN as exc:
+        raise RedisUnavailable(
+            f"Redis unavailable: {type(exc).__name__}: {exc}"[:300], stage=stage, code="REDIS_UNAVAILABLE"
+        ) from exc
 
 
 class MappingError(PermanentError):

@@ -15,6 +15,8 @@ from limits import RateLimitItemPerSecond
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from worker.errors import Stage, redis_errors
+
 log = structlog.get_logger(__name__)
 
 WINDOW_SECONDS = 61
@@ -48,6 +50,11 @@ class SharedRateLimit:
         own 429 handling is the backstop)."""
         if self._limiter is None:
             return
+        with redis_errors(Stage.FETCH):
+            self._wait()
+
+    def _wait(self) -> None:
+        assert self._limiter is not None
         waited = 0.0
         while not self._limiter.hit(self._item, self.key):
             stats = self._limiter.get_window_stats(self._item, self.key)

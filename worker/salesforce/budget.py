@@ -14,7 +14,7 @@ from typing import Any, cast
 import redis
 import structlog
 
-from worker.errors import SalesforceLimitExceeded, Stage
+from worker.errors import SalesforceLimitExceeded, Stage, redis_errors
 
 log = structlog.get_logger(__name__)
 
@@ -72,7 +72,8 @@ class ApiBudget:
         A reading older than ``max_age`` seconds holds nothing: held syncs send no request, so only a sync
         let through can learn whether the allowance has recovered (otherwise the hold would never lift).
         """
-        usage = self.last()
+        with redis_errors(Stage.WRITE):
+            usage = self.last()
         if usage is None or usage.remaining_share > self.reserve:
             return
         if max_age is not None and time.time() - usage.seen_at > max_age:

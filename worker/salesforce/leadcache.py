@@ -5,8 +5,11 @@ How it works:
 - The intake leaves a *hint* per accepted call: the number and the Salesforce id the webhook names. The
   webhook is untrusted, so a hint only chooses what to read ahead; the worker still matches the Lead
   against the call detail it fetched itself.
-- A worker that finds no snapshot for its call reads ahead for up to ``batch`` pending hints at once
-  (one SOQL query by id, one SOSL phone search), and stores a snapshot per Lead found.
+- A worker that finds no snapshot for its call reads ahead for up to 100 pending hints at once, oldest
+  first (``worker.salesforce.lead_reads``: one composite of queries, one SOSL phone search), and stores a
+  snapshot per Lead found. One read-ahead runs at a time, so a call that misses while one is in flight
+  waits for it rather than reading a second, smaller batch; in a backlog, the call in the middle of a batch
+  starts reading the next batch in the background.
 - Snapshots carry the Lead's ``LastModifiedDate``: the Lead update is sent with ``If-Unmodified-Since``,
   so a Lead changed in Salesforce since it was read fails the write (412) instead of being overwritten
   from stale values; the worker then reads the Lead again and re-plans.

@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from simple_salesforce import format_soql
 
-from worker.errors import PermanentError, RetryableError, SalesforceRejected, Stage
+from worker.errors import PermanentError, RetryableError, SalesforceRejected, Stage, redis_errors
 from worker.phones import digits_only, mask, same_number, spellings
 from worker.plan import LeadTarget, lead_phone
 from worker.salesforce.lead_reads import PHONE_ROWS_LIMIT, LeadReader, ReadClient
@@ -64,6 +64,11 @@ class LeadFinder:
         """The call's target. ``fresh`` skips the cache (after Salesforce said a snapshot was stale)."""
         if self.cache is None or fresh:
             return self._lookup(detail)
+        with redis_errors(Stage.LOOKUP):
+            return self._find_cached(detail)
+
+    def _find_cached(self, detail: CallDetail) -> LeadTarget | None:
+        assert self.cache is not None
         if self.cache.drop_hint(detail.call.call_id):
             self._read_next_batch()
         target = self._cached(detail)
@@ -89,6 +94,12 @@ class LeadFinder:
         if self.cache is not None and target is not None:
             self.cache.forget(target.converted_from or target.record_id, lead_phone(detail))
 
+    def note_created(self, detail: CallDetail) -> None:
+        """A Lead was (or may have been) created for the call's number elsewhere (bulk mode): calls to the
+        number look it up again instead of trusting an older "no Lead" reading."""
+        if self.cache is not None:
+            self.cache.lead_created(lead_phone(detail))
+
     @contextmanager
     def creating_lead(self, detail: CallDetail) -> Iterator[bool]:
         """Hold the call's number while a Lead is created for it. Yields whether the number is still known
@@ -100,18 +111,23 @@ class LeadFinder:
         if self.cache is None or lock is None:
             yield False
             return
-        if not lock.acquire():
-            raise RetryableError(
-                f"another worker is creating the Lead for {mask(phone)}", stage=Stage.LOOKUP, code="LEAD_CREATION_BUSY"
-            )
+        with redis_errors(Stage.LOOKUP):
+            if not lock.acquire():
+                raise RetryableError(
+                    f"another worker is creating the Lead for {mask(phone)}",
+                    stage=Stage.LOOKUP,
+                    code="LEAD_CREATION_BUSY",
+                )
         try:
-            yield self.cache.has_no_lead(phone)
+            with redis_errors(Stage.LOOKUP):
+                still_without_lead = self.cache.has_no_lead(phone)
+            yield still_without_lead
         finally:
-            self.cache.lead_created(phone)
             try:
+                self.note_created(detail)
                 lock.release()
-            except Exception:  # expired: the next creator re-reads anyway (the number is marked)
-                log.warning("lead.creation_lock_expired", phone=mask(phone))
+            except Exception as exc:  # expired, or Redis away: the marks expire within a minute anyway
+                log.warning("lead.creation_unmarked", phone=mask(phone), error=type(exc).__name__)
 
     # --- cache -------------------------------------------------------------------------------------------
     def _lead_id_param(self, detail: CallDetail) -> str | None:
