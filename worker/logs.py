@@ -72,6 +72,11 @@ def configure_logging(fmt: str = "console", level: int = logging.INFO) -> None:
     root.setLevel(level)
     # urllib3's debug lines carry full request URLs (SOQL/SOSL with phone numbers): never below INFO.
     logging.getLogger("urllib3").setLevel(max(level, logging.INFO))
+    # Celery's per-task "Task … received" / "Task … succeeded" lines repeat what the worker's own events
+    # (sync.synced, sync.retry_scheduled, …) say with the call id, at two rendered lines per call: only
+    # their warnings and errors (a task that raised) are kept.
+    for name in ("celery.worker.strategy", "celery.app.trace"):
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
 
 
 def _final_scrub(logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
