@@ -37,7 +37,6 @@ from urllib.parse import quote
 
 import requests
 import structlog
-from requests.adapters import HTTPAdapter
 from simple_salesforce import Salesforce
 from simple_salesforce import format_external_id as format_external_id
 from simple_salesforce import format_soql as format_soql
@@ -54,6 +53,7 @@ from worker.errors import (
     Stage,
     SyncError,
 )
+from worker.http import new_session
 from worker.salesforce.auth import obtain_session
 from worker.settings import Settings
 
@@ -224,14 +224,9 @@ def _transport_error(exc: requests.RequestException, what: str, stage: Stage) ->
 
 
 def _new_http(settings: Settings) -> requests.Session:
-    http = requests.Session()
+    http = new_session(pool_size=settings.worker_concurrency)
     http.verify = settings.requests_verify
     http.headers["User-Agent"] = "crm-sync (simple-salesforce)"
-    # One kept-alive connection per worker thread: with requests' default pool of 10, threads beyond it
-    # would open (and TLS-handshake) a new connection for every request.
-    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, settings.worker_concurrency))
-    http.mount("https://", adapter)
-    http.mount("http://", adapter)
     return http
 
 

@@ -45,6 +45,7 @@ from worker.errors import (
     Twenty2Unauthorized,
     Twenty2Unavailable,
 )
+from worker.http import new_session
 from worker.settings import Settings
 from worker.twenty2.models import CallDetail, Link, is_call_id
 
@@ -317,7 +318,7 @@ class Twenty2Client:
         self._before_request = before_request
         self._rate_limit_hint = 60.0 / max(1, settings.twenty2_rate_limit_per_minute)
         self._owns_http = http is None
-        self._http = http or self._new_session(settings.worker_concurrency)
+        self._http = http or new_session(pool_size=settings.worker_concurrency)
         token = base64.b64encode(
             f"{settings.twenty2_api_key.get_secret_value()}:{settings.twenty2_api_secret.get_secret_value()}".encode()
         ).decode("ascii")
@@ -329,14 +330,6 @@ class Twenty2Client:
             "Content-Type": "application/json",  # the docs show it on GETs too
             "User-Agent": USER_AGENT,
         }
-
-    @staticmethod
-    def _new_session(pool_size: int) -> requests.Session:
-        session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=max(10, pool_size))
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        return session
 
     def close(self) -> None:
         """Close the session when this client made it, and its pooled sockets now: urllib3 2 leaves them
