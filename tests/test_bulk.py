@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from worker.bulk import BulkReport, bulk_sync
+from worker.bulk import BulkReport, BulkSync
 from worker.cli import main, read_call_ids
 from worker.ledger import Record, State
 from worker.phones import same_number
@@ -93,7 +93,7 @@ def mixed_batch(boxes: Sandboxes, redis_url: str) -> MixedBatch:
         ]
     )
     t2.set_pending(ids["not_final"])
-    report = bulk_sync(rt, list(ids.values()), source="backfill", force=False)
+    report = BulkSync(rt).run(list(ids.values()), source="backfill", force=False)
     return MixedBatch(rt, report, ids)
 
 
@@ -150,9 +150,9 @@ class Replayed:
 def replayed(boxes: Sandboxes, redis_url: str) -> Replayed:
     rt = runtime(boxes, redis_url)
     call_ids = [SEED_CALL, *boxes.twenty2.add_generated_calls(6, seed=5, phones=["9876543210", "9999999999"])]
-    first = bulk_sync(rt, call_ids, source="backfill", force=False)
+    first = BulkSync(rt).run(call_ids, source="backfill", force=False)
     task_ids = {t["Id"] for c in call_ids for t in tasks_of(boxes, c)}
-    again = bulk_sync(rt, call_ids, source="replay", force=True)
+    again = BulkSync(rt).run(call_ids, source="replay", force=True)
     return Replayed(first, again, call_ids, task_ids)
 
 
@@ -187,7 +187,7 @@ def backfill_300(boxes: Sandboxes, redis_url: str) -> Backfill300:
         *t2.add_generated_calls(100, seed=3),  # numbers no Lead has: Leads are created
     ]
     before = api_requests(boxes)
-    report = bulk_sync(rt, call_ids, source="backfill", force=False)
+    report = BulkSync(rt).run(call_ids, source="backfill", force=False)
     return Backfill300(report, api_requests(boxes) - before)
 
 
@@ -222,7 +222,7 @@ def busy(boxes: Sandboxes, redis_url: str) -> Busy:
     assert lock.acquire()
     rt.ledger.start(held)  # a streaming worker is syncing it
     try:
-        report = bulk_sync(rt, [held, free], source="replay", force=True)
+        report = BulkSync(rt).run([held, free], source="replay", force=True)
     finally:
         lock.release()
     return Busy(rt, report, held, free)
@@ -250,9 +250,9 @@ class Twice:
 def backfilled_twice(boxes: Sandboxes, redis_url: str) -> Twice:
     rt = runtime(boxes, redis_url)
     call_ids = [SEED_CALL, *boxes.twenty2.add_generated_calls(5, seed=9)]
-    first = bulk_sync(rt, call_ids, source="backfill", force=False)
+    first = BulkSync(rt).run(call_ids, source="backfill", force=False)
     before = api_requests(boxes)
-    second = bulk_sync(rt, call_ids, source="backfill", force=False)
+    second = BulkSync(rt).run(call_ids, source="backfill", force=False)
     return Twice(first, second, api_requests(boxes) - before)
 
 
@@ -277,7 +277,7 @@ def created_meanwhile(boxes: Sandboxes, redis_url: str) -> CreatedMeanwhile:
     rt = runtime(boxes, redis_url)
     backfilled, streamed = boxes.twenty2.add_generated_calls(2, seed=31, phones=[NEW_NUMBER])
     rt.lead_cache.no_lead([NEW_NUMBER])  # a streaming read-ahead found no Lead for the number just now
-    bulk_sync(rt, [backfilled], source="backfill", force=False)  # creates the Lead
+    BulkSync(rt).run([backfilled], source="backfill", force=False)  # creates the Lead
     assert sync_and_record(rt, streamed) == "synced"
     return CreatedMeanwhile(rt, backfilled, streamed)
 

@@ -502,23 +502,6 @@ def _keep_locks(locks: Sequence[Lock], every: float, stop: threading.Event) -> N
                 log.warning("bulk.lock_lost")
 
 
-def bulk_sync(
-    runtime: Runtime,
-    call_ids: Iterable[str],
-    *,
-    source: str,
-    force: bool,
-    chunk_size: int = DEFAULT_CHUNK,
-    threads: int = DEFAULT_THREADS,
-    on_phase: OnPhase | None = None,
-    on_done: OnDone | None = None,
-) -> BulkReport:
-    """Convenience wrapper: ``BulkSync(runtime, ...).run(call_ids, source=source, force=force)``."""
-    return BulkSync(runtime, chunk_size=chunk_size, threads=threads, on_phase=on_phase, on_done=on_done).run(
-        call_ids, source=source, force=force
-    )
-
-
 def ledger_preview(runtime: Runtime, call_ids: Iterable[str], *, force: bool) -> Counter[str]:
     """What a run would do with ``call_ids`` (read only): ``sync`` or the outcome it would leave alone."""
     counts: Counter[str] = Counter()
@@ -531,4 +514,4 @@ def ledger_preview(runtime: Runtime, call_ids: Iterable[str], *, force: bool) ->
     return counts
 
 
-__all__ = ["OUTCOMES", "RESOLVED", "BulkReport", "BulkSync", "bulk_sync", "ledger_preview"]
+__all__ = ["OUTCOMES", "RESOLVED", "BulkReport", "BulkSync", "ledger_preview"]

@@ -79,7 +79,7 @@ class LeadReads:
         number = e164(phone, region)
         if number is None or self.phone_rows is None or self.search_rows is None:
             return False
-        return not any(number in _numbers(row, region) for row in (*self.phone_rows, *self.search_rows))
+        return not _holds(self.phone_rows, number, region) and not _holds(self.search_rows, number, region)
 
 
 @dataclass(frozen=True)
@@ -185,7 +185,7 @@ class LeadReader(Generic[K]):
         number = e164(phone, self.region)
         if rows is None or number is None:
             return False
-        return not any(number in _numbers(row, self.region) for row in rows)
+        return not _holds(rows, number, self.region)
 
     def _search(self, phones: Mapping[K, str | None], answers: dict[K, LeadReads]) -> None:
         terms: dict[str, list[K]] = {}
@@ -261,6 +261,11 @@ class LeadReader(Generic[K]):
             # More than one page (2,000 rows): the client follows the pages of a plain query.
             return self.client.query(soql)
         return list(body.get("records") or [])
+
+
+def _holds(rows: list[Row], number: str, region: str) -> bool:
+    """Whether some row has ``number`` (E.164) as its Phone or MobilePhone."""
+    return any(number in _numbers(row, region) for row in rows)
 
 
 def _numbers(row: Row, region: str) -> set[str]:

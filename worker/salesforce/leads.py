@@ -38,6 +38,13 @@ READ_AHEAD = 100
 NEXT_BATCH_MIN = 20
 
 
+class _Unread:
+    """The cache holds nothing about a call's Lead: neither a snapshot nor a "no Lead" reading."""
+
+
+_UNREAD = _Unread()
+
+
 class LeadFinder:
     """Resolves a call to a ``LeadTarget`` (or None when no Lead has the number)."""
 
@@ -71,18 +78,15 @@ class LeadFinder:
         assert self.cache is not None
         if self.cache.drop_hint(detail.call.call_id):
             self._read_next_batch()
-        target = self._cached(detail)
-        if target is None and not self._known_without_lead(detail):
+        answer = self._cache_answer(detail)
+        if isinstance(answer, _Unread):
             with self.cache.reading_ahead():
-                # The read-ahead this call may have waited for could have read it.
-                target = self._cached(detail)
-                if target is None and not self._known_without_lead(detail):
+                answer = self._cache_answer(detail)  # the read-ahead this call waited for may have read it
+                if isinstance(answer, _Unread):
                     self._read_ahead(detail)
-                    target = self._cached(detail)
-        if target is not None:
-            return target
-        if self._known_without_lead(detail):
-            return None
+                    answer = self._cache_answer(detail)
+        if not isinstance(answer, _Unread):
+            return answer
         target = self._lookup(detail)
         phone = lead_phone(detail)
         if target is None and phone:
@@ -146,10 +150,17 @@ class LeadFinder:
             return None
         return self._target(row, matched_by="phone (read ahead)")
 
-    def _known_without_lead(self, detail: CallDetail) -> bool:
-        # A call naming a Lead id is looked up by it; only a call found by its number can skip the lookup.
+    def _cache_answer(self, detail: CallDetail) -> LeadTarget | _Unread | None:
+        """What the cache knows: the target's snapshot, None (no Lead has the number: read just now), or
+        ``_UNREAD``. A call naming a Lead id is looked up by it; only a call found by its number can be
+        answered "no Lead"."""
         assert self.cache is not None
-        return self._lead_id_param(detail) is None and self.cache.has_no_lead(lead_phone(detail))
+        target = self._cached(detail)
+        if target is not None:
+            return target
+        if self._lead_id_param(detail) is None and self.cache.has_no_lead(lead_phone(detail)):
+            return None
+        return _UNREAD
 
     def _read_next_batch(self) -> None:
         """Read the next pending calls ahead in the background: this call's own batch was read already."""

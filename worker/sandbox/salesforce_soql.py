@@ -928,10 +928,10 @@ def search_matcher(search: Search, obj: ObjectSpec) -> Callable[[dict[str, Any]]
     """Whether a record of ``obj`` matches the search query in the searched field group (fields picked once)."""
     texts, phones = _searched_fields(obj, search.group)
     expr = search.expr
+    if expr is None:
+        return lambda _record: False
 
     def hit(record: dict[str, Any]) -> bool:
-        if expr is None:
-            return False
         indexed = _Indexed(
             tuple(tuple(re.findall(r"\w+", str(record.get(s.name) or "").casefold())) for s in texts),
             tuple(_digits(str(record.get(s.name) or "")) for s in phones),
