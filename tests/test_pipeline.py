@@ -9,11 +9,13 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
+from worker.devstack import RedisServer
 from worker.ledger import State
 from worker.phones import same_number
 from worker.pipeline import Services, run_sync
@@ -439,3 +441,36 @@ def test_redis_outage_in_the_twenty2_rate_limit_is_retried_not_failed(boxes: San
     record = rt.ledger.get(SEED_CALL)
     assert record is not None and record.last_error is not None
     assert (record.last_error["code"], record.last_error["stage"]) == ("REDIS_UNAVAILABLE", "fetch")
+
+
+def test_redis_outage_right_after_the_write_still_records_synced(
+    boxes: Sandboxes, redis_url: str, tmp_path: Path
+) -> None:
+    # The Lead cache on a Redis of its own, which dies while the composite is in flight: the write happened,
+    # so the call is synced (its Lead's snapshot, left behind, is safe: the next update is conditional).
+    [(lead_id, number)] = seed_leads(boxes, 1)
+    call_id = add_call(boxes, number)
+    cache_server = RedisServer(tmp_path / "cache-redis").start()
+    try:
+        settings = boxes.settings(redis_url=redis_url, twenty2_rate_limit_per_minute=0)
+        cache = LeadCache(redis.Redis.from_url(cache_server.url, socket_timeout=1), region="IN")
+        twenty2 = Twenty2Client(settings, retry=RetryPolicy.instant())
+        rt = Runtime(settings, _services=Services.from_settings(settings, twenty2=twenty2, cache=cache))
+        target = rt.services.finder.find(twenty2.get_call_detail(call_id))  # read ahead: the Lead's snapshot
+        assert target is not None and target.record_id == lead_id
+        boxes.salesforce.set_faults(latency_ms=1500)
+        with ThreadPoolExecutor(1) as pool:
+            outcome = pool.submit(sync_and_record, rt, call_id)
+            deadline = time.monotonic() + 10
+            while boxes.twenty2.stats()["by_path"].get("/api/call/detail", 0) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.3)  # the lookup is a cache hit: the composite is on its way, 1.5 s from an answer
+            cache_server.stop(hard=True)
+            assert outcome.result(timeout=30) == "synced"
+    finally:
+        cache_server.stop(hard=True)
+    record = rt.ledger.get(call_id)
+    assert record is not None and record.state is State.SYNCED
+    [task] = call_tasks(boxes, call_id)
+    assert task["WhoId"] == lead_id
+    assert boxes.salesforce.stats()["api_requests"] == {"composite": 2, "describe": 1}  # read-ahead, write

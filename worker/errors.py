@@ -166,7 +166,7 @@ class RedisUnavailable(RetryableError):
 
 
 #: What redis-py raises when the server cannot be reached or answer (BusyLoadingError is a ConnectionError).
-_REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
+REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
 @contextmanager
@@ -174,7 +174,7 @@ def redis_errors(stage: Stage) -> Iterator[None]:
     """Sort a Redis outage inside the block as ``RedisUnavailable`` (retryable) at ``stage``."""
     try:
         yield
-    except _REDIS_DOWN as exc:
+    except REDIS_DOWN as exc:
         raise RedisUnavailable(
             f"Redis unavailable: {type(exc).__name__}: {exc}"[:300], stage=stage, code="REDIS_UNAVAILABLE"
         ) from exc

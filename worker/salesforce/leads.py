@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from simple_salesforce import format_soql
 
-from worker.errors import PermanentError, RetryableError, SalesforceRejected, Stage, redis_errors
+from worker.errors import REDIS_DOWN, PermanentError, RetryableError, SalesforceRejected, Stage, redis_errors
 from worker.phones import digits_only, mask, same_number, spellings
 from worker.plan import LeadTarget, lead_phone
 from worker.salesforce.lead_reads import PHONE_ROWS_LIMIT, LeadReader, ReadClient
@@ -94,9 +94,16 @@ class LeadFinder:
         return target
 
     def forget(self, target: LeadTarget | None, detail: CallDetail) -> None:
-        """Drop the snapshot of ``target`` (we wrote it, or Salesforce said it changed)."""
-        if self.cache is not None and target is not None:
+        """Drop the snapshot of ``target`` (we wrote it, or Salesforce said it changed). Never raises on a
+        Redis outage: the write it follows has happened and must be recorded as such, and a snapshot left
+        behind is safe (the next update of that Lead is conditional: Salesforce answers 412, and the Lead is
+        read again) and expires with the cache's TTL."""
+        if self.cache is None or target is None:
+            return
+        try:
             self.cache.forget(target.converted_from or target.record_id, lead_phone(detail))
+        except REDIS_DOWN as exc:
+            log.warning("lead.snapshot_kept", lead=target.record_id, error=type(exc).__name__)
 
     def note_created(self, detail: CallDetail) -> None:
         """A Lead was (or may have been) created for the call's number elsewhere (bulk mode): calls to the
