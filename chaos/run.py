@@ -417,7 +417,16 @@ def measure(
         want = (1, int(scenario.callback[call_id])) if synced else (0, 0)
         have = (tasks[call_id], tasks[call_id + CALLBACK_SUFFIX])
         if have != want and call_id not in duplicates:
-            wrong_tasks.append({"call_id": call_id, "tasks (call, callback)": have, "expected": want})
+            state = record.state.value if record is not None else None
+            wrong_tasks.append(
+                {
+                    "call_id": call_id,
+                    "tasks (call, callback)": have,
+                    "expected": want,
+                    "state": state,
+                    "code": _code(record),
+                }
+            )
         expected = scenario.expected[call_id] if synced else scenario.initial[call_id]
         lead = sf.get(scenario.lead_of[call_id]) or {}
         got = {f: lead.get(f) for f in expected}
