@@ -6,10 +6,11 @@ Usage::
         [--salesforce-latency-ms 80] [--concurrency 16] [--workers 1] [--paths naive,stream,bulk]
         [--drain [--drain-calls 600] [--drain-limit 60] [--drain-only]] [--json]
 
-Both sandboxes run in a child process (``crm-sync sandbox``), so the CPU this process spends is the sync's
-own; each request waits the injected latency (Twenty2 120 ms, Salesforce 80 ms by default). The org is
-reset to the same start before each path: the same Leads (with the same ids), the same N calls (35% name
-their Lead by id, 45% reach it by a number stored in one of several spellings, 20% are numbers no Lead has).
+The two sandboxes run in child processes, one each (``crm-sync sandbox --only``: the real services are
+separate hosts), so the CPU this process spends is the sync's own; each request waits the injected latency
+(Twenty2 120 ms, Salesforce 80 ms by default). The org is reset to the same start before each path: the same
+Leads (with the same ids), the same N calls (35% name their Lead by id, 45% reach it by a number stored in
+one of several spellings, 20% are numbers no Lead has).
 
 - **(a) naive**: ``bench/naive_sync.py`` on a thread pool as large as the workers' (concurrency x workers);
   latency = each call's wall time.
@@ -98,52 +99,75 @@ class BenchOptions:
     say: Callable[[str], None] = field(default=lambda text: print(text, file=sys.stderr, flush=True))
 
 
-# --- the sandboxes, in a child process ---------------------------------------------------------------------
+# --- the sandboxes, one child process each ------------------------------------------------------------------
 
 
 class SandboxProcess:
-    """``crm-sync sandbox`` in a child process, driven over its admin endpoints."""
+    """The Twenty2 and Salesforce sandboxes, each in its own child process (``crm-sync sandbox --only``), as
+    the real services are separate hosts: one sandbox's load does not hold up the other's answers. Driven
+    over their admin endpoints; ``env`` holds both's settings and a CA bundle trusting both."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.process: subprocess.Popen[bytes] | None = None
+        self.processes: list[subprocess.Popen[bytes]] = []
         self.env: dict[str, str] = {}
         self.http = requests.Session()
         self.http.trust_env = False
 
     def __enter__(self) -> SandboxProcess:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        env_file = self.directory / "sandbox.env"
+        try:
+            bundle = []
+            for service in ("twenty2", "salesforce"):
+                directory = self.directory / service
+                self.env |= self._start(service, directory)
+                bundle.append((directory / "ca.pem").read_text())
+            ca_bundle = self.directory / "ca-bundle.pem"
+            ca_bundle.write_text("".join(bundle))
+            self.env["CRM_SYNC_CA_BUNDLE"] = str(ca_bundle)
+            self.http.verify = str(ca_bundle)
+            self.sf("GET", "health")
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def _start(self, service: str, directory: Path) -> dict[str, str]:
+        """Start ``crm-sync sandbox --only service`` in ``directory``; its settings once it serves."""
+        directory.mkdir(parents=True, exist_ok=True)
+        env_file = directory / "sandbox.env"
         env_file.unlink(missing_ok=True)
-        log = (self.directory / "sandbox.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", "from worker.cli import main; main()", "sandbox", "--dir", str(self.directory)],
+        log = (directory / "sandbox.log").open("ab")
+        command = ["sandbox", "--dir", str(directory), "--only", service]
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from worker.cli import main; main()", *command],
             cwd=REPO_ROOT,
             env=child_env({}),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+        self.processes.append(process)
         deadline = time.monotonic() + 60
         while not env_file.exists():
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"sandbox did not start; see {self.directory / 'sandbox.log'}")
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the {service} sandbox did not start; see {directory / 'sandbox.log'}")
             time.sleep(0.1)
         time.sleep(0.1)  # the file is written in one go; let the writer close it
+        env = {}
         for line in env_file.read_text().splitlines():
             name, _, value = line.removeprefix("export ").partition("=")
-            self.env[name] = shlex.split(value)[0] if value else ""
-        self.http.verify = self.env["CRM_SYNC_CA_BUNDLE"]
-        self.sf("GET", "health")
-        return self
+            env[name] = shlex.split(value)[0] if value else ""
+        return env
 
     def __exit__(self, *exc: object) -> None:
         self.http.close()
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
             try:
-                self.process.wait(timeout=15)
+                process.wait(timeout=15)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                process.kill()
 
     @property
     def twenty2_root(self) -> str:

@@ -85,11 +85,17 @@ def demo() -> None:
     type=click.Path(path_type=Path),
     help="Where the CA and env file go.",
 )
-def sandbox(directory: Path) -> None:
+@click.option(
+    "--only",
+    type=click.Choice(["twenty2", "salesforce"]),
+    default=None,
+    help="Serve only this sandbox (run one process per service, as the real ones are separate hosts).",
+)
+def sandbox(directory: Path, only: str | None) -> None:
     """Serve the Twenty2 and Salesforce sandboxes in the foreground; writes DIR/sandbox.env to source."""
     from worker.sandbox.local import serve_sandboxes_forever
 
-    serve_sandboxes_forever(directory)
+    serve_sandboxes_forever(directory, only=only)
 
 
 @main.command("settings")

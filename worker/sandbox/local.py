@@ -27,28 +27,47 @@ SEED_CALL = "call_9c4d7e12ab"
 FAILED_CALL = "6a100328ba090039ac8610a2"
 
 
-class Sandboxes:
-    """Start with ``with Sandboxes(dir) as boxes:``; ``boxes.env`` / ``boxes.settings()`` point at them."""
+#: The services a ``Sandboxes`` can serve (``crm-sync sandbox --only``).
+SERVICES = ("twenty2", "salesforce")
 
-    def __init__(self, tls_dir: Path, *, twenty2_port: int | None = None, salesforce_port: int | None = None) -> None:
+
+class Sandboxes:
+    """Start with ``with Sandboxes(dir) as boxes:``; ``boxes.env`` / ``boxes.settings()`` point at them.
+
+    ``only`` serves one of ``SERVICES`` (its settings alone in ``env``): a process per service, as the real
+    ones are separate hosts, so one sandbox's load does not slow the other's answers (the benchmark)."""
+
+    def __init__(
+        self,
+        tls_dir: Path,
+        *,
+        twenty2_port: int | None = None,
+        salesforce_port: int | None = None,
+        only: str | None = None,
+    ) -> None:
+        if only is not None and only not in SERVICES:
+            raise ValueError(f"only: one of {', '.join(SERVICES)}, not {only!r}")
         self.tls: TLSFiles = make_tls_files(tls_dir)
         self.twenty2 = Twenty2State()
         self.salesforce = SalesforceState(demo=True)
+        self.serves = SERVICES if only is None else (only,)
         self._ports = (twenty2_port, salesforce_port)
         self._stack = contextlib.ExitStack()
         self.twenty2_url = ""
         self.salesforce_url = ""
 
     def __enter__(self) -> Sandboxes:
-        t2_root = self._stack.enter_context(serve_in_thread(twenty2_app(self.twenty2), self.tls, self._ports[0]))
-        self.twenty2_url = f"{t2_root}/api"
-        self.twenty2.base_url = self.twenty2_url
-        # A second origin for recordings and transcripts, as Twenty2's own storage host is separate.
-        storage_root = self._stack.enter_context(serve_in_thread(twenty2_app(self.twenty2), self.tls))
-        self.twenty2.storage_base_url = f"{storage_root}/api"
-        self.salesforce_url = self._stack.enter_context(
-            serve_in_thread(salesforce_app(self.salesforce), self.tls, self._ports[1])
-        )
+        if "twenty2" in self.serves:
+            t2_root = self._stack.enter_context(serve_in_thread(twenty2_app(self.twenty2), self.tls, self._ports[0]))
+            self.twenty2_url = f"{t2_root}/api"
+            self.twenty2.base_url = self.twenty2_url
+            # A second origin for recordings and transcripts, as Twenty2's own storage host is separate.
+            storage_root = self._stack.enter_context(serve_in_thread(twenty2_app(self.twenty2), self.tls))
+            self.twenty2.storage_base_url = f"{storage_root}/api"
+        if "salesforce" in self.serves:
+            self.salesforce_url = self._stack.enter_context(
+                serve_in_thread(salesforce_app(self.salesforce), self.tls, self._ports[1])
+            )
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -58,17 +77,22 @@ class Sandboxes:
     def env(self) -> dict[str, str]:
         """Environment variables for child processes (web, worker, beat)."""
         oauth = self.salesforce.oauth
-        return {
-            "TWENTY2_BASE_URL": self.twenty2_url,
-            "TWENTY2_WORKSPACE_ID": self.twenty2.workspace_id,
-            "TWENTY2_API_KEY": self.twenty2.api_key,
-            "TWENTY2_API_SECRET": self.twenty2.api_secret,
-            "SALESFORCE_LOGIN_URL": self.salesforce_url,
-            "SALESFORCE_CLIENT_ID": oauth.client_id,
-            "SALESFORCE_CLIENT_SECRET": oauth.client_secret,
-            "SALESFORCE_API_VERSION": API_VERSION,
-            "CRM_SYNC_CA_BUNDLE": str(self.tls.ca_pem),
-        }
+        env: dict[str, str] = {}
+        if "twenty2" in self.serves:
+            env |= {
+                "TWENTY2_BASE_URL": self.twenty2_url,
+                "TWENTY2_WORKSPACE_ID": self.twenty2.workspace_id,
+                "TWENTY2_API_KEY": self.twenty2.api_key,
+                "TWENTY2_API_SECRET": self.twenty2.api_secret,
+            }
+        if "salesforce" in self.serves:
+            env |= {
+                "SALESFORCE_LOGIN_URL": self.salesforce_url,
+                "SALESFORCE_CLIENT_ID": oauth.client_id,
+                "SALESFORCE_CLIENT_SECRET": oauth.client_secret,
+                "SALESFORCE_API_VERSION": API_VERSION,
+            }
+        return env | {"CRM_SYNC_CA_BUNDLE": str(self.tls.ca_pem)}
 
     def settings(self, **overrides: Any) -> Settings:
         """Settings pointing at the sandboxes (client-credentials login), ignoring any ``.env`` file."""
@@ -103,14 +127,17 @@ class Sandboxes:
         console.print(table)
 
 
-def serve_sandboxes_forever(directory: Path) -> None:
-    """``crm-sync sandbox``: serve both sandboxes until interrupted; write ``DIR/sandbox.env``."""
-    with Sandboxes(directory) as boxes:
+def serve_sandboxes_forever(directory: Path, *, only: str | None = None) -> None:
+    """``crm-sync sandbox``: serve both sandboxes (or ``only`` one) until interrupted; write
+    ``DIR/sandbox.env``."""
+    with Sandboxes(directory, only=only) as boxes:
         env_file = directory / "sandbox.env"
         env_file.write_text("".join(f"export {k}={shlex.quote(v)}\n" for k, v in boxes.env.items()))
         env_file.chmod(0o600)
-        print(f"Twenty2 sandbox:    {boxes.twenty2_url}")
-        print(f"Salesforce sandbox: {boxes.salesforce_url}")
+        if boxes.twenty2_url:
+            print(f"Twenty2 sandbox:    {boxes.twenty2_url}")
+        if boxes.salesforce_url:
+            print(f"Salesforce sandbox: {boxes.salesforce_url}")
         print(f"settings to use them: source {env_file}")
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
