@@ -95,9 +95,10 @@ class LeadFinder:
 
     def forget(self, target: LeadTarget | None, detail: CallDetail) -> None:
         """Drop the snapshot of ``target`` (we wrote it, or Salesforce said it changed). Never raises on a
-        Redis outage: the write it follows has happened and must be recorded as such, and a snapshot left
-        behind is safe (the next update of that Lead is conditional: Salesforce answers 412, and the Lead is
-        read again) and expires with the cache's TTL."""
+        Redis outage: after a write, the call is written and must be recorded so, not failed; and a snapshot
+        left behind is safe (the next update of that Lead is conditional, so Salesforce answers 412 and the
+        Lead is read again; a converted or deleted one is refused and read again) and expires with the
+        cache's TTL."""
         if self.cache is None or target is None:
             return
         try:
