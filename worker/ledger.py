@@ -46,7 +46,7 @@ local force = ARGV[4] == '1'
 if state and not force and state ~= 'failed' then
   redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
   redis.call('RPUSH', KEYS[2], ARGV[3])
-  redis.call('LTRIM', KEYS[2], -100, -1)
+  redis.call('LTRIM', KEYS[2], -HISTORY_CAP, -1)
   return state
 end
 if not state then
@@ -59,9 +59,9 @@ redis.call('PERSIST', KEYS[2])
 for i = 3, 7 do redis.call('ZREM', KEYS[i], ARGV[1]) end
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 redis.call('RPUSH', KEYS[2], ARGV[3])
-redis.call('LTRIM', KEYS[2], -100, -1)
+redis.call('LTRIM', KEYS[2], -HISTORY_CAP, -1)
 return state or ''
-"""
+""".replace("HISTORY_CAP", str(HISTORY_CAP))
 
 # Move a call to a state in one script (one round trip; a MULTI pipeline of the same commands costs the
 # worker several times the CPU to build and parse, on every transition of every call).
