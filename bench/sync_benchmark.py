@@ -65,6 +65,7 @@ from worker.devstack import RedisServer, Stack, child_env, service_env, wait_rea
 from worker.ledger import Ledger  # noqa: E402
 from worker.logs import configure_logging  # noqa: E402
 from worker.runtime import Runtime  # noqa: E402
+from worker.sandbox import SERVICES  # noqa: E402
 from worker.sandbox.serve import free_port  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 
@@ -117,7 +118,7 @@ class SandboxProcess:
     def __enter__(self) -> SandboxProcess:
         try:
             bundle = []
-            for service in ("twenty2", "salesforce"):
+            for service in SERVICES:
                 directory = self.directory / service
                 self.env |= self._start(service, directory)
                 bundle.append((directory / "ca.pem").read_text())

@@ -25,6 +25,7 @@ from worker.logs import configure_logging
 from worker.phones import mask_numbers
 from worker.plan import Ref, SyncPlan
 from worker.runtime import Runtime
+from worker.sandbox import SERVICES
 from worker.settings import Settings, settings_help
 
 console = Console()
@@ -87,7 +88,7 @@ def demo() -> None:
 )
 @click.option(
     "--only",
-    type=click.Choice(["twenty2", "salesforce"]),
+    type=click.Choice(SERVICES),
     default=None,
     help="Serve only this sandbox (run one process per service, as the real ones are separate hosts).",
 )

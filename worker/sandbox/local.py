@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from worker.plan import CALLBACK_SUFFIX
+from worker.sandbox import SERVICES
 from worker.sandbox.salesforce import SalesforceState
 from worker.sandbox.salesforce import create_app as salesforce_app
 from worker.sandbox.serve import TLSFiles, make_tls_files, serve_in_thread
@@ -25,10 +26,6 @@ from worker.settings import Settings
 API_VERSION = "62.0"
 SEED_CALL = "call_9c4d7e12ab"
 FAILED_CALL = "6a100328ba090039ac8610a2"
-
-
-#: The services a ``Sandboxes`` can serve (``crm-sync sandbox --only``).
-SERVICES = ("twenty2", "salesforce")
 
 
 class Sandboxes:
