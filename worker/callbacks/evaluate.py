@@ -60,7 +60,7 @@ def matches(reading: CallbackReading, option: Mapping[str, Any]) -> bool:
         day = date.fromisoformat(option["date"])
         lo = _midnight(day, zone) + timedelta(hours=int(option["frm"]))
         hi = _midnight(day, zone) + timedelta(hours=int(option["to"]))
-        return grain in (Grain.INSTANT, Grain.PART_OF_DAY) and _within(start, end, lo, hi, closed=True)
+        return grain in (Grain.INSTANT, Grain.PART_OF_DAY, Grain.WINDOW) and _within(start, end, lo, hi, closed=True)
     if kind == "R":
         first, last = date.fromisoformat(option["frm"]), date.fromisoformat(option["to"])
         return _within(start, end, _midnight(first, zone), _midnight(last + timedelta(days=1), zone))

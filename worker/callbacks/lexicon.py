@@ -21,7 +21,8 @@ class Tag(StrEnum):
 
     NUM = "num"  # a whole number (digits or a number word); value: int
     DECIMAL = "decimal"  # "2.5"; value: float
-    CLOCK = "clock"  # "10:30", "9.30"; value: (hour, minute)
+    CLOCK = "clock"  # "10:30", "9.30", "15:23:24", "15h00"; value: (hour, minute, second, 24-hour said)
+    ISO = "iso"  # "2024-12-26T11:00:00+05:30", "2024-12-26": value: IsoValue
     DATE = "date"  # "26/12", "26-12-2024"; value: (day, month, year or None)
     ORD = "ord"  # "25th", "2nd"; value: int
     FRAC = "frac"  # sadhe/sava/paune before a number; value: float added to it
@@ -30,13 +31,24 @@ class Tag(StrEnum):
     PART = "part"  # a part of day; value: key of PARTS
     NOON = "noon"  # noon, midday
     WEEKDAY = "weekday"  # value: 0=Monday .. 6=Sunday
+    WEEKDAYS_PL = "weekdays_pl"  # "fridays" in "3 fridays from now"; value: 0..6
+    NTH = "nth"  # first .. tenth, last; value: 1..31 or -1 (last)
     MONTH = "month"  # value: 1..12
     MOD = "mod"  # value: "next" | "this" | "coming"
     UNIT = "unit"  # value: "minute" | "hour" | "day" | "week" | "month"
     BAJE = "baje"  # baje / o'clock after an hour
     BAJKE = "bajke"  # "4 baj ke 20 minute"
     MERIDIEM = "meridiem"  # value: "am" | "pm"
-    HOURMARK = "hourmark"  # at / around / about: marks a following number as an hour
+    HOURMARK = "hourmark"  # at / @: marks a following number as an hour
+    APPROX = "approx"  # around / about / lagbhag before, -ish / ke aas paas after: an hour, roughly
+    PAST = "past"  # "10 minutes past 3"
+    TO = "to"  # "20 minutes to 2pm", "3 to 5"
+    FROM = "from"  # "from 3 to 5", "a week from tomorrow"
+    BETWEEN = "between"  # "between 2 and 3"
+    AND = "and"  # "between 2 and 3"
+    SE = "se"  # Hindi "from": "3 se 4 ke beech"
+    TAK = "tak"  # Hindi "until": "3 se 4 tak"
+    BEECH = "beech"  # Hindi "between" after the window: "3 se 4 ke beech"
     IN = "in"  # in / within before a duration
     AFTER = "after"  # after: a duration, a time or an event follows
     BEFORE = "before"
@@ -56,7 +68,8 @@ class Tag(StrEnum):
     DISMISS = "dismiss"  # "not now", "anytime": vague unless the phrase also gives a time
     EVENT = "event"  # lunch, Christmas, Diwali: a time that cannot be placed on the clock
     FEW = "few"  # "a few", "kuch": an unknown quantity
-    NEG = "neg"  # not / nahi outside a known phrase: meaning flips, we give up
+    ZONE = "zone"  # IST / UTC / GMT: value: UTC offset in minutes
+    NEG = "neg"  # not / nahi: takes back the time next to it; value "pre" (not X) or "post" (X nahi)
     FILLER = "filler"  # words that carry no time: call, me, please, karna, ko, ji ...
     UNKNOWN = "unknown"  # anything else
 
@@ -83,21 +96,18 @@ class PartOfDay:
 
 
 PARTS: Mapping[str, PartOfDay] = {
-    "morning": PartOfDay(6, 12, frozenset(range(4, 13))),
+    "morning": PartOfDay(6, 12, frozenset(range(1, 13))),
     "afternoon": PartOfDay(12, 16, frozenset(range(11, 18))),
-    "evening": PartOfDay(16, 21, frozenset(range(15, 23))),
+    "evening": PartOfDay(16, 21, frozenset(range(15, 24))),
     "night": PartOfDay(18, 24, frozenset([*range(18, 24), 0, 1, 2, 3]), night_next_day=True),
     "daytime": PartOfDay(9, 18, frozenset(range(9, 19))),
 }
 
-# A bare hour without am/pm or a part of day: office-hours reading (1-8 -> pm, 9-11 -> am, 12 -> noon).
-# The other half-day is offered as an alternative only when it is an hour people take calls at.
-PLAUSIBLE_ALT_HOURS = frozenset(range(7, 22))
-
 
 def office_hour(hour12: int) -> int:
-    """The office-hours reading of a bare hour 1..12: 1-8 -> 13-20, 9-11 -> 9-11, 12 -> 12."""
-    return hour12 + 12 if 1 <= hour12 <= 8 else hour12
+    """The office-hours reading of a bare hour 1..12 (a reading, not an ambiguity): 8-11 -> 08-11 am,
+    12 -> noon, 1-7 -> 13-19 pm."""
+    return hour12 + 12 if 1 <= hour12 <= 7 else hour12
 
 
 # ---------------------------------------------------------------------------------------------- numbers
@@ -107,7 +117,8 @@ NUMBERS: Mapping[str, int] = {
     "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
     "seventeen": 17, "eighteen": 18, "nineteen": 19, "twenty": 20, "twenty five": 25, "thirty": 30,
     "forty": 40, "forty five": 45, "fourty five": 45, "fifty": 50, "sixty": 60, "ninety": 90,
-    "a couple of": 2, "couple of": 2, "a couple": 2, "couple": 2,
+    "a couple of": 2, "couple of": 2, "a couple": 2, "couple": 2, "a pair of": 2, "pair of": 2,
+    "zero": 0, "oh": 0,
     # romanised Hindi
     "ek": 1, "do": 2, "teen": 3, "tin": 3, "char": 4, "chaar": 4, "chār": 4, "paanch": 5, "panch": 5,
     "paach": 5, "panc": 5, "chhe": 6, "chhah": 6, "chhaha": 6, "che": 6, "chah": 6, "cheh": 6, "saat": 7,
@@ -119,6 +130,10 @@ NUMBERS: Mapping[str, int] = {
     "एक": 1, "दो": 2, "तीन": 3, "चार": 4, "पांच": 5, "छह": 6, "छः": 6, "छे": 6, "सात": 7, "आठ": 8,
     "नौ": 9, "दस": 10, "ग्यारह": 11, "बारह": 12, "पंद्रह": 15, "पन्द्रह": 15, "बीस": 20, "पच्चीस": 25,
     "तीस": 30, "पैंतालीस": 45, "पचास": 50,
+    # "twenty one" .. "fifty nine": minutes said in words ("nine fifty nine a m")
+    **{f"{tens} {unit}": t + u for tens, t in (("twenty", 20), ("thirty", 30), ("forty", 40), ("fourty", 40),
+       ("fifty", 50)) for unit, u in (("one", 1), ("two", 2), ("three", 3), ("four", 4), ("five", 5),
+       ("six", 6), ("seven", 7), ("eight", 8), ("nine", 9))},
 }  # fmt: skip
 
 FRACTIONS: Mapping[str, float] = {  # added to the number that follows: "sadhe 4" = 4.5
@@ -132,6 +147,9 @@ FRACTION_NUMBERS: Mapping[str, float] = {
     "dhai": 2.5, "dhaai": 2.5, "adhai": 2.5, "ढाई": 2.5,
     "half": 0.5, "half an": 0.5, "half a": 0.5, "aadha": 0.5, "aadhe": 0.5, "adha": 0.5, "adhe": 0.5,
     "aadhi": 0.5, "adhi": 0.5, "आधा": 0.5, "आधे": 0.5, "आधी": 0.5,
+    "quarter of an": 0.25, "a quarter of an": 0.25, "quarter of a": 0.25, "a quarter of a": 0.25,
+    "quarter an": 0.25, "three quarters of an": 0.75, "three quarter of an": 0.75, "3 quarters of an": 0.75,
+    "three quarters of a": 0.75, "pona": 0.75, "paun": 0.75, "पौन": 0.75,
 }  # fmt: skip
 
 # ------------------------------------------------------------------------------------------------- days
@@ -139,15 +157,18 @@ RELATIVE_DAYS: Mapping[str, int] = {
     "today": 0, "tday": 0, "tdy": 0, "aaj": 0, "aj": 0, "aaj hi": 0, "आज": 0,
     # kal means yesterday too; a callback is never in the past, so it is tomorrow here
     "tomorrow": 1, "tomorow": 1, "tommorow": 1, "tommorrow": 1, "tomorrw": 1, "tmrw": 1, "tmrow": 1,
-    "tmr": 1, "tmw": 1, "tomo": 1, "tomm": 1, "kal": 1, "kl": 1, "kall": 1, "kal ko": 1, "कल": 1,
+    "tmr": 1, "tmw": 1, "tomo": 1, "tomm": 1, "tomorrows": 1, "tmrrw": 1,
+    "tommorrw": 1, "kal": 1, "kl": 1, "kall": 1, "kal ko": 1, "कल": 1,
     "day after tomorrow": 2, "the day after tomorrow": 2, "day after tommorow": 2,
-    "day after tomorow": 2, "parso": 2, "parson": 2, "parsoon": 2, "parsun": 2, "parsu": 2, "parsho": 2,
+    "day after tomorow": 2, "day after": 2, "the day after": 2,
+    "parso": 2, "parson": 2, "parsoon": 2, "parsun": 2, "parsu": 2, "parsho": 2,
     "परसों": 2, "परसो": 2, "narso": 3, "narson": 3, "नरसों": 3,
 }  # fmt: skip
 
 PART_WORDS: Mapping[str, str] = {
     "morning": "morning", "mrng": "morning", "morng": "morning", "morn": "morning",
-    "in the morning": "morning", "subah": "morning", "subha": "morning", "suba": "morning",
+    "in the morning": "morning", "early morning": "morning", "early in the morning": "morning",
+    "subah": "morning", "subha": "morning", "suba": "morning",
     "subeh": "morning", "savere": "morning", "sawere": "morning", "सुबह": "morning", "सवेरे": "morning",
     "afternoon": "afternoon", "aftrnoon": "afternoon", "in the afternoon": "afternoon",
     "dopahar": "afternoon", "dopehar": "afternoon", "dopahr": "afternoon", "dophar": "afternoon",
@@ -160,17 +181,49 @@ PART_WORDS: Mapping[str, str] = {
     "din ko": "daytime", "during the day": "daytime", "in the day": "daytime",
 }  # fmt: skip
 
+# Romanised Hindi weekday names: a stem and the endings callers and transcribers write (-vaar, -var,
+# -war, -waar, -baar/-bar as in Bengali-accented speech), plus the short forms ("mangal", "shani").
+_WEEKDAY_STEMS: Mapping[int, tuple[str, ...]] = {
+    0: ("som", "soam", "shom"),
+    1: ("mangal", "mangl", "mongol", "mangel"),
+    2: ("budh", "budha", "bud", "budd"),
+    3: ("guru", "brihaspati", "brahaspati", "brihaspat", "veer", "vir", "bruhaspati", "brihaspathi"),
+    4: ("shukra", "shukr", "sukra", "sukr", "shukar", "sukar", "shuk"),
+    5: ("shani", "sani", "shanee", "shan"),
+    6: ("ravi", "rabi", "it", "et", "aet", "ait", "itt"),
+}
+_WEEKDAY_ENDINGS = ("var", "vaar", "war", "waar", "bar", "baar", "vara", "wara", "vaara", "waara")
+_WEEKDAY_SHORT: Mapping[str, int] = {"mangal": 1, "budh": 2, "guru": 3, "shukra": 4, "shukar": 4, "shani": 5, "ravi": 6}
+
 WEEKDAYS: Mapping[str, int] = {
-    "monday": 0, "mon": 0, "somvar": 0, "somwar": 0, "somvaar": 0, "somwaar": 0, "सोमवार": 0,
-    "tuesday": 1, "tue": 1, "tues": 1, "mangalvar": 1, "mangalwar": 1, "mangal": 1, "मंगलवार": 1,
-    "wednesday": 2, "wed": 2, "wednes": 2, "wensday": 2, "budhvar": 2, "budhwar": 2, "budh": 2,
-    "बुधवार": 2,
-    "thursday": 3, "thu": 3, "thur": 3, "thurs": 3, "guruvar": 3, "guruwar": 3, "veervar": 3,
-    "brihaspativar": 3, "गुरुवार": 3, "बृहस्पतिवार": 3, "वीरवार": 3,
-    "friday": 4, "fri": 4, "shukravar": 4, "shukrawar": 4, "shukra": 4, "शुक्रवार": 4,
-    "saturday": 5, "sat": 5, "shanivar": 5, "shaniwar": 5, "shani": 5, "शनिवार": 5,
-    "sunday": 6, "sun": 6, "ravivar": 6, "raviwar": 6, "itvar": 6, "itwar": 6, "etwar": 6,
-    "इतवार": 6, "रविवार": 6,
+    "monday": 0, "mon": 0, "mondays": 0,
+    "tuesday": 1, "tue": 1, "tues": 1, "tuesdays": 1,
+    "wednesday": 2, "wed": 2, "weds": 2, "wednes": 2, "wensday": 2, "wednesdays": 2, "wedensday": 2,
+    "thursday": 3, "thu": 3, "thur": 3, "thurs": 3, "thrusday": 3, "thursdays": 3,
+    "friday": 4, "fri": 4, "fridays": 4, "fryday": 4,
+    "saturday": 5, "sat": 5, "saturdays": 5, "satarday": 5,
+    "sunday": 6, "sun": 6, "sundays": 6,
+    **{stem + end: wd for wd, stems in _WEEKDAY_STEMS.items() for stem in stems for end in _WEEKDAY_ENDINGS},
+    **_WEEKDAY_SHORT,
+    "सोमवार": 0, "सोमबार": 0, "मंगलवार": 1, "मंगल": 1, "बुधवार": 2, "बुध": 2, "गुरुवार": 3, "गुरूवार": 3,
+    "बृहस्पतिवार": 3, "वीरवार": 3, "शुक्रवार": 4, "शुक्र": 4, "शनिवार": 5, "शनि": 5, "रविवार": 6,
+    "इतवार": 6, "एतवार": 6,
+}  # fmt: skip
+# "fridays" in "3 fridays from now" is a count of weekdays, not a weekday
+WEEKDAY_PLURALS: frozenset[str] = frozenset(
+    {"mondays", "tuesdays", "wednesdays", "thursdays", "fridays", "saturdays", "sundays"}
+)
+
+NTHS: Mapping[str, int] = {
+    "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8,
+    "ninth": 9, "tenth": 10, "eleventh": 11, "twelfth": 12, "thirteenth": 13, "fourteenth": 14,
+    "fifteenth": 15, "sixteenth": 16, "seventeenth": 17, "eighteenth": 18, "nineteenth": 19,
+    "twentieth": 20, "thirtieth": 30, "last": -1, "pehla": 1, "pahla": 1, "doosra": 2,
+    "dusra": 2, "doosre": 2, "dusre": 2, "teesra": 3, "tisra": 3, "teesre": 3, "aakhri": -1, "akhri": -1,
+    "aakhiri": -1, "आखिरी": -1,
+    **{f"twenty {w}": 20 + n for w, n in (("first", 1), ("second", 2), ("third", 3), ("fourth", 4),
+       ("fifth", 5), ("sixth", 6), ("seventh", 7), ("eighth", 8), ("ninth", 9))},
+    "thirty first": 31,
 }  # fmt: skip
 
 MONTHS: Mapping[str, int] = {
@@ -191,7 +244,7 @@ MONTHS: Mapping[str, int] = {
 MODIFIERS: Mapping[str, str] = {
     "next": "next", "nxt": "next", "agle": "next", "agla": "next", "agli": "next", "अगले": "next",
     "अगला": "next", "अगली": "next",
-    "this": "this", "is": "this", "iss": "this", "इस": "this",
+    "this": "this", "is": "this", "iss": "this", "इस": "this", "current": "this", "the current": "this",
     "coming": "coming", "upcoming": "coming", "aane wale": "coming", "aanewale": "coming",
     "aane wala": "coming", "aane vale": "coming", "aane wali": "coming", "आने वाले": "coming",
 }  # fmt: skip
@@ -216,13 +269,21 @@ SIMPLE: Mapping[str, Tag] = {
     "baj ke": Tag.BAJKE, "bajke": Tag.BAJKE, "baj kar": Tag.BAJKE, "bajkar": Tag.BAJKE,
     "बजकर": Tag.BAJKE, "बज के": Tag.BAJKE,
     "noon": Tag.NOON, "midday": Tag.NOON, "mid day": Tag.NOON,
-    "at": Tag.HOURMARK, "around": Tag.HOURMARK, "about": Tag.HOURMARK, "approx": Tag.HOURMARK,
-    "approximately": Tag.HOURMARK, "roughly": Tag.HOURMARK, "at around": Tag.HOURMARK,
-    "at about": Tag.HOURMARK, "ke around": Tag.HOURMARK, "ke aas paas": Tag.HOURMARK,
-    "aas paas": Tag.HOURMARK, "ke kareeb": Tag.HOURMARK, "kareeb": Tag.HOURMARK,
-    "lagbhag": Tag.HOURMARK, "लगभग": Tag.HOURMARK, "करीब": Tag.HOURMARK, "aaspaas": Tag.HOURMARK,
-    "aaspas": Tag.HOURMARK, "aas pass": Tag.HOURMARK, "ke aaspaas": Tag.HOURMARK, "आसपास": Tag.HOURMARK,
-    "आस पास": Tag.HOURMARK, "के आसपास": Tag.HOURMARK,
+    "at": Tag.HOURMARK, "@": Tag.HOURMARK,
+    "around": Tag.APPROX, "about": Tag.APPROX, "approx": Tag.APPROX, "approximately": Tag.APPROX,
+    "roughly": Tag.APPROX, "at around": Tag.APPROX, "at about": Tag.APPROX, "ke around": Tag.APPROX,
+    "ke aas paas": Tag.APPROX, "aas paas": Tag.APPROX, "ke kareeb": Tag.APPROX, "kareeb": Tag.APPROX,
+    "karib": Tag.APPROX, "ke karib": Tag.APPROX, "lagbhag": Tag.APPROX, "लगभग": Tag.APPROX,
+    "करीब": Tag.APPROX, "aaspaas": Tag.APPROX, "aaspas": Tag.APPROX, "aas pass": Tag.APPROX,
+    "ke aaspaas": Tag.APPROX, "आसपास": Tag.APPROX, "आस पास": Tag.APPROX, "के आसपास": Tag.APPROX,
+    "के करीब": Tag.APPROX, "के आस पास": Tag.APPROX, "ish": Tag.APPROX, "or so": Tag.APPROX,
+    "past": Tag.PAST, "to": Tag.TO, "till": Tag.TO, "until": Tag.TO, "from": Tag.FROM,
+    "between": Tag.BETWEEN, "betwen": Tag.BETWEEN, "in between": Tag.BETWEEN, "and": Tag.AND,
+    "aur": Tag.AND, "se": Tag.SE, "से": Tag.SE, "tak": Tag.TAK, "तक": Tag.TAK,
+    "ke beech": Tag.BEECH, "ke bich": Tag.BEECH, "ke beech mein": Tag.BEECH, "ke beech me": Tag.BEECH,
+    "ke bich mein": Tag.BEECH, "ke bich me": Tag.BEECH, "beech": Tag.BEECH, "bich": Tag.BEECH,
+    "beech mein": Tag.BEECH, "के बीच": Tag.BEECH, "के बीच में": Tag.BEECH, "बीच": Tag.BEECH,
+    "बीच में": Tag.BEECH,
     "in": Tag.IN, "within": Tag.IN, "in about": Tag.IN, "in around": Tag.IN, "in another": Tag.IN,
     "after": Tag.AFTER, "aftr": Tag.AFTER, "after about": Tag.AFTER, "after around": Tag.AFTER,
     "before": Tag.BEFORE, "pehle": Tag.BEFORE, "pahle": Tag.BEFORE, "ke pehle": Tag.BEFORE,
@@ -255,14 +316,26 @@ SIMPLE: Mapping[str, Tag] = {
     "a few": Tag.FEW, "few": Tag.FEW, "kuch": Tag.FEW, "some": Tag.FEW, "several": Tag.FEW,
     "thoda": Tag.FEW, "thodi": Tag.FEW, "thode": Tag.FEW, "कुछ": Tag.FEW, "थोड़ी": Tag.FEW,
     "थोड़ा": Tag.FEW,
-    "not": Tag.NEG, "nahi": Tag.NEG, "nahin": Tag.NEG, "nai": Tag.NEG, "nhi": Tag.NEG, "mat": Tag.NEG,
-    "dont": Tag.NEG, "never": Tag.NEG, "no": Tag.NEG, "नहीं": Tag.NEG, "मत": Tag.NEG,
+}  # fmt: skip
+
+# Zone words with a fixed offset (minutes east of UTC); zones with daylight saving are not guessed.
+ZONES: Mapping[str, int] = {
+    "ist": 330, "india time": 330, "indian time": 330, "indian standard time": 330, "utc": 0, "gmt": 0,
+}  # fmt: skip
+
+# Negations: an English one takes back the time after it ("not Monday, Tuesday"), a Hindi one the time
+# before it ("Monday nahi, Tuesday ko"); with nothing left the phrase is vague ("not today", "aaj mat karo").
+NEGATIONS: Mapping[str, str] = {
+    "not": "pre", "dont": "pre", "do not": "pre", "never": "pre", "no": "pre", "please dont": "pre",
+    "not on": "pre", "not at": "pre", "but not": "pre",
+    "nahi": "post", "nahin": "post", "nai": "post", "nhi": "post", "mat": "post", "na": "post",
+    "nahi hai": "post", "नहीं": "post", "मत": "post", "ना": "post",
 }  # fmt: skip
 
 MERIDIEMS: Mapping[str, str] = {"am": "am", "pm": "pm", "a m": "am", "p m": "pm"}
 
 PAST_PARTS: Mapping[str, int] = {"half past": 30, "quarter past": 15, "a quarter past": 15}
-TO_PARTS: Mapping[str, int] = {"quarter to": 15, "a quarter to": 15, "quarter of": 15}
+TO_PARTS: Mapping[str, int] = {"quarter to": 15, "a quarter to": 15, "quarter of": 15, "a quarter of": 15}
 
 # Vague phrases that dismiss the call rather than place it: they are dropped when the phrase also says
 # a time ("not now, call tomorrow at 5"), otherwise the reading is VAGUE.
@@ -321,10 +394,11 @@ FILLERS: frozenset[str] = frozenset(
         karen kijiye kijie kariyega kar dena de dijiye lagana lagao ko ji jee pe par by tak the on i im ill
         we us you u can could would will shall should be it its is fine ok okay then so just haan han ha yes
         sir madam maam mam bhai bhaiya didi hello hi driving busy free available and to talk speak baat
-        contact reach connect sharp exactly time ka ki ke se hoon hun hu hai hain ho main mai mujhe muje
+        contact reach connect sharp exactly time ka ki ke hoon hun hu hai hain ho main mai mujhe muje
         mereko mujhko humko aap aapko apko tum try again dobara fir phir hamein let lets only sirf wala wali
-        wale thank thanks dhanyavad shukriya theek thik sure yeah yaa haa aur tab tabhi karte karenge
-        karunga karungi karega karegi raha rahi rahe ish please
+        wale thank thanks dhanyavad shukriya theek thik sure yeah yaa haa tab tabhi karte karenge
+        karunga karungi karega karegi raha rahi rahe please but sorry more another wala vala vale wali
+        उस वाले वाली वाला
         कॉल फोन फ़ोन करना करो करें कीजिए कीजिये कर दीजिए को जी पे पर मुझे मैं हूं हूँ है हैं के का की से तक
         """
     )
@@ -334,7 +408,8 @@ FILLERS: frozenset[str] = frozenset(
 FILLER_PHRASES: tuple[str, ...] = (
     "kar do", "kar dena", "kar dijiye", "kar lena", "kar lo", "kar sakte ho", "i am", "i will",
     "thank you", "call me", "call back", "give me a call", "give a call", "give me a ring", "can you",
-    "could you", "please call", "try again", "in a meeting", "at work",
+    "could you", "please call", "try again", "in a meeting", "at work", "wale din", "vale din",
+    "wala din", "vala din", "वाले दिन", "ke din", "के दिन", "make it", "lets say", "let us say", "say", "maybe at",
 )  # fmt: skip
 
 
@@ -343,13 +418,17 @@ _NUKTA = "\u093c"
 _CHANDRABINDU, _ANUSVARA = "\u0901", "\u0902"
 _DEVANAGARI_DIGITS = str.maketrans("०१२३४५६७८९", "0123456789")
 # curly quotes to ', Devanagari danda (inside the Devanagari block, so it would glue to words) to "."
-_PUNCT = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'", "\u0964": ".", "\u0965": "."})
+_PUNCT = str.maketrans(
+    {"\u2019": "'", "\u2018": "'", "`": "'", "\u00b4": "'", "\u0964": ".", "\u0965": ".", "@": " at "}
+)
 # Written forms that the tokeniser would split wrongly ("2moro" -> "2", "moro").
 _REWRITES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\b2m+or+o+w*\b"), "tomorrow"),
     (re.compile(r"\b2n(?:i|igh)te?\b"), "tonight"),
     (re.compile(r"\b2night\b"), "tonight"),
     (re.compile(r"(?<![a-z])([ap])\s*\.\s*m\b\.?"), r"\1m"),  # p.m. / a. m.
+    (re.compile(r"(?<=\d)([ap])(?![a-z\u0900-\u097f])"), r" \1m"),  # "3p", "3:18a"
+    (re.compile(r"(?<=\d)'"), " min "),  # "in 15'"
     (re.compile(r"(?<=[a-z\u0900-\u097f])'(?=[a-z\u0900-\u097f])"), ""),  # i'm -> im, o'clock -> oclock
     # a leading "No," answers the agent ("No, call tomorrow"); "not tomorrow" / "kal nahi" stay negations
     (re.compile(r"^\s*(?:no|nope|nahi|nahin|nhi|नहीं)\s*[,.!]+"), " "),
@@ -372,12 +451,15 @@ def _entries() -> list[tuple[str, tuple[Tok, ...]]]:
     out += [(w, (Tok(Tag.FILLER),)) for w in FILLERS]
     out += [(w, (Tok(Tag.FILLER),)) for w in FILLER_PHRASES]
     out += [(w, (Tok(tag),)) for w, tag in SIMPLE.items()]
+    out += [(w, (Tok(Tag.NEG, side),)) for w, side in NEGATIONS.items()]
+    out += [(w, (Tok(Tag.ZONE, offset),)) for w, offset in ZONES.items()]
+    out += [(w, (Tok(Tag.NTH, n),)) for w, n in NTHS.items()]
     out += [(w, (Tok(Tag.NUM, n),)) for w, n in NUMBERS.items()]
     out += [(w, (Tok(Tag.FRAC, f),)) for w, f in FRACTIONS.items()]
     out += [(w, (Tok(Tag.FRACNUM, f),)) for w, f in FRACTION_NUMBERS.items()]
     out += [(w, (Tok(Tag.REL_DAY, n),)) for w, n in RELATIVE_DAYS.items()]
     out += [(w, (Tok(Tag.PART, p),)) for w, p in PART_WORDS.items()]
-    out += [(w, (Tok(Tag.WEEKDAY, d),)) for w, d in WEEKDAYS.items()]
+    out += [(w, (Tok(Tag.WEEKDAYS_PL if w in WEEKDAY_PLURALS else Tag.WEEKDAY, d),)) for w, d in WEEKDAYS.items()]
     out += [(w, (Tok(Tag.MONTH, m),)) for w, m in MONTHS.items()]
     out += [(w, (Tok(Tag.MOD, m),)) for w, m in MODIFIERS.items()]
     out += [(w, (Tok(Tag.UNIT, u),)) for w, u in UNITS.items()]
@@ -388,6 +470,9 @@ def _entries() -> list[tuple[str, tuple[Tok, ...]]]:
     out += [(w, (Tok(Tag.EVENT, e),)) for w, e in EVENTS.items()]
     tonight = (Tok(Tag.REL_DAY, 0), Tok(Tag.PART, "night"))
     out += [(w, tonight) for w in ("tonight", "tonite", "tonyt", "aaj raat ko")]
+    fortnight = (Tok(Tag.NUM, 2), Tok(Tag.UNIT, "week"))
+    out += [(w, fortnight) for w in ("fortnight", "a fortnight", "one fortnight")]
+    out += [(w, (Tok(Tag.MERIDIEM, m),)) for w, m in (("in the am", "am"), ("in the pm", "pm"))]
     return out
 
 

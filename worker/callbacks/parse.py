@@ -1,99 +1,108 @@
 """The grammar of callback phrases, and `parse_callback_time`, the reader's entry point.
 
 The grammar walks the tokens left to right. At each position it tries its rules in a fixed order
-(durations, events, times, dates, weeks/ranges, days, parts of day, "same time", dismissals); a rule that
-matches records what it read in a `Spec` and moves on. Known filler words are skipped. Anything else (an
-unknown word, a "not", a stray "after" or month name) stops the walk: the phrase is `unparsed`, never
-half-read.
+(machine date-times, minutes past/to, durations, events, windows, times, dates, nth weekdays, weeks/
+ranges, days, parts of day, "same time", dismissals, a loose hour); a rule that matches records what it
+read in a `Spec` and moves on, so the parts of a phrase may come in any order ("10 tomorrow", "kal 4
+baje", "4 baje kal"). Known filler words are skipped.
+
+Negations correct: an English "not" takes back the next thing read, a Hindi "nahi"/"mat" the thing
+before it ("not Monday, Tuesday", "Monday nahi, Tuesday ko" -> Tuesday). When nothing is said after the
+negation, the phrase is vague ("not today", "aaj mat karo", "kal 5 baje nahi").
+
+Anything else (an unknown word, a stray "after" or month name) stops the walk: the phrase is
+`unparsed`, never half-read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
-from typing import Literal
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any, Literal
 
+from worker.callbacks.clock import ClockRules
 from worker.callbacks.lexicon import STATE_EVENTS, Tag, Tok
 from worker.callbacks.reading import CallbackReading, CallbackStatus
 from worker.callbacks.resolve import resolve
 from worker.callbacks.spec import (
     DateSpec,
+    FromDay,
     LaterDays,
+    MonthDayInSpec,
     MonthDaySpec,
     NotUnderstood,
+    NthWeekdaySpec,
+    RangeKind,
     RangeSpec,
     RelDay,
     Spec,
-    TimeMode,
     TimeSpec,
     WeekdaySpec,
     Which,
 )
-from worker.callbacks.tokens import tokenise
+from worker.callbacks.tokens import IsoValue, tokenise
 
 # Tokens the grammar may skip when no rule uses them.
-_SKIPPABLE = frozenset({Tag.FILLER, Tag.HOURMARK, Tag.IN, Tag.POST_IN, Tag.OF, Tag.ARTICLE})
+_SKIPPABLE = frozenset(
+    {Tag.FILLER, Tag.HOURMARK, Tag.APPROX, Tag.IN, Tag.POST_IN, Tag.OF, Tag.ARTICLE, Tag.AND, Tag.TO, Tag.SE, Tag.TAK}
+)
 # What may follow a number that makes it not a day of the month ("Dec 5 pm" is not Dec 5).
-_NOT_A_DAY_AFTER = frozenset({Tag.MERIDIEM, Tag.BAJE, Tag.BAJKE, Tag.UNIT, Tag.NOON, Tag.TARIKH})
-# What may follow a number that makes it not an hour ("at 2 hours", "kal 5 din").
-_NOT_AN_HOUR_AFTER = frozenset({Tag.UNIT, Tag.MONTH, Tag.TARIKH, Tag.OF, Tag.ANDHALF})
-_MINUTE_WORDS = frozenset({15, 30, 45})
-_AND = frozenset({"and", "aur"})
-_VERB_LIKE_NUMBERS = frozenset({"do"})  # Hindi 2, English verb
+_NOT_A_DAY_AFTER = frozenset({Tag.MERIDIEM, Tag.BAJE, Tag.BAJKE, Tag.UNIT, Tag.NOON, Tag.TARIKH, Tag.APPROX})
 _VERB_IS = frozenset({"is", "iss"})  # a dangling "is" is the English verb, not Hindi "this"
 _WHICH: dict[str, Which] = {"next": "next", "coming": "next", "this": "this"}
 _PLACE_UNITS: dict[str, Literal["day", "week", "month"]] = {"day": "day", "week": "week", "month": "month"}
 _CLOCK_UNITS = {"minute": 1, "hour": 60}
+_MAX_OFFSET = timedelta(days=3)  # "in 1400 hours" is no callback: a longer clock offset is unparsed
+_DAY_OF = frozenset({Tag.OF, Tag.IN})
+_MORE = frozenset({"more", "another"})
 
-LastKind = Literal["day", "part", "other"] | None
 
-
-class _Walk:
-    """One walk over a phrase's tokens. `last` remembers whether the previous reading was a day or a part
-    of day, because only there may a plain number be an hour ("kal 11", "raat 8", "tonight 8")."""
+class _Walk(ClockRules):
+    """One walk over a phrase's tokens (see the module docstring)."""
 
     def __init__(self, toks: list[Tok]) -> None:
-        self.toks = toks
-        self.i = 0
-        self.spec = Spec(words=len(toks))
-        self.last: LastKind = None
+        super().__init__(toks)
+        self.negate_next = False
+        self.last_read: tuple[int, ...] | None = None  # spec sizes before the last thing read
+        self.after_negation: tuple[int, ...] | None = None  # spec sizes right after the last negation
 
-    # ------------------------------------------------------------------------------------------ helpers
-    def tag(self, k: int = 0) -> Tag | None:
-        """The tag k tokens ahead, None past the end."""
-        j = self.i + k
-        return self.toks[j].tag if 0 <= j < len(self.toks) else None
+    # --------------------------------------------------------------------------------- bookkeeping
+    def sizes(self) -> tuple[int, ...]:
+        s = self.spec
+        return (
+            len(s.days), len(s.ranges), len(s.times), len(s.windows), len(s.parts), len(s.offsets),
+            len(s.moments), int(s.same_time),
+        )  # fmt: skip
 
-    def text(self, k: int = 0) -> str:
-        return self.toks[self.i + k].text
+    def take_back(self, sizes: tuple[int, ...], said: str) -> None:
+        """Undo what was read since `sizes` (a negated part of the phrase)."""
+        s = self.spec
+        del s.days[sizes[0] :], s.ranges[sizes[1] :], s.times[sizes[2] :], s.windows[sizes[3] :]
+        del s.parts[sizes[4] :], s.offsets[sizes[5] :], s.moments[sizes[6] :]
+        s.same_time = bool(sizes[7]) and s.same_time
+        s.negated.append(said)
 
-    def sval(self, k: int = 0) -> str:
-        return str(self.toks[self.i + k].value)
-
-    def num(self, k: int = 0) -> int:
-        value = self.toks[self.i + k].value
-        assert isinstance(value, int)
-        return value
-
-    def fval(self, k: int = 0) -> float:
-        value = self.toks[self.i + k].value
-        assert isinstance(value, int | float)
-        return float(value)
-
-    def is_word_number(self, k: int) -> bool:
-        return self.tag(k) is Tag.NUM and not self.text(k).isdigit()
-
-    def done(self, n: int, kind: LastKind) -> bool:
-        self.i += n
-        self.last = kind
-        return True
+    def negation(self, tok: Tok) -> None:
+        if tok.value == "post" and self.last_read is not None:
+            self.take_back(self.last_read, tok.text)
+            self.last_read = None
+        elif tok.value == "post":
+            self.spec.negated.append(tok.text)  # "abhi time nahi hai": nothing to take back
+        else:
+            self.negate_next = True
+        self.after_negation = self.sizes()
 
     # --------------------------------------------------------------------------------------------- walk
     def run(self) -> Spec:
         rules: tuple[Callable[[], bool], ...] = (
+            self.iso,
+            self.zone,
+            self.minutes_around,
             self.duration,
             self.event,
+            self.window,
             self.time,
+            self.nth,
             self.date,
             self.ranges,
             self.day,
@@ -103,48 +112,102 @@ class _Walk:
             self.loose_hour,
         )
         while self.i < len(self.toks):
+            before = self.sizes()
             if any(rule() for rule in rules):
+                if self.sizes() != before:
+                    if self.negate_next:
+                        self.take_back(before, "not")
+                        self.negate_next = False
+                        self.after_negation = self.sizes()
+                    else:
+                        self.last_read = before
                 continue
             tok = self.toks[self.i]
-            if tok.tag in _SKIPPABLE or (tok.tag is Tag.MOD and tok.text in _VERB_IS):
-                self.i += 1
-                continue
+            self.i += 1
             if tok.tag is Tag.NEG:
-                raise NotUnderstood(f"negation '{tok.text}' not understood")
-            if tok.tag is Tag.UNKNOWN:
+                self.negation(tok)
+            elif tok.tag in _SKIPPABLE or (tok.tag is Tag.MOD and tok.text in _VERB_IS):
+                continue
+            elif tok.tag is Tag.UNKNOWN:
                 raise NotUnderstood(f"unknown word '{tok.text}'")
-            raise NotUnderstood(f"'{tok.text}' not understood here")
+            else:
+                raise NotUnderstood(f"'{tok.text}' not understood here")
+        if self.negate_next or (self.after_negation is not None and self.sizes() == self.after_negation):
+            self.spec.negated.append("nothing said after the negation")
+            self.take_back((0,) * 8, "")
+        elif self.after_negation is not None:
+            self.correct(self.after_negation)
         return self.spec
 
+    def correct(self, sizes: tuple[int, ...]) -> None:
+        """What is said after a negation replaces what was said before it, kind by kind: "aaj shaam nahi,
+        kal subah" -> kal subah (the day and the part are both said again)."""
+        s = self.spec
+        kinds: tuple[tuple[list[Any], ...], ...] = (
+            (s.days, s.ranges), (s.times, s.windows), (s.parts,), (s.offsets,), (s.moments,),
+        )  # fmt: skip
+        positions = ((0, 1), (2, 3), (4,), (5,), (6,))
+        for lists, where in zip(kinds, positions, strict=True):
+            earlier = [sizes[w] for w in where]
+            if any(n > 0 for n in earlier) and any(len(lst) > n for lst, n in zip(lists, earlier, strict=True)):
+                for lst, n in zip(lists, earlier, strict=True):
+                    del lst[:n]
+
     # ------------------------------------------------------------------------------------------- rules
-    def quantity(self, k: int) -> tuple[float | None, int] | None:
-        """A quantity k tokens ahead: (value, tokens used); value None for "a few"/"kuch"."""
-        t0, t1 = self.tag(k), self.tag(k + 1)
-        if t0 is Tag.FEW:
-            return None, 1
-        if t0 is Tag.ARTICLE and t1 is Tag.FEW:
-            return None, 2
-        if t0 is Tag.FRACNUM:
-            return self.fval(k), 2 if t1 is Tag.ARTICLE else 1  # "half an hour"
-        if t0 is Tag.DECIMAL:
-            return self.fval(k), 1
-        if t0 is Tag.FRAC and t1 is Tag.NUM:
-            return self.num(k + 1) + self.fval(k), 2  # "sadhe teen ghante"
-        if t0 is Tag.NUM:
-            return (self.num(k) + 0.5, 2) if t1 is Tag.ANDHALF else (float(self.num(k)), 1)
-        if t0 is Tag.ARTICLE:
-            return 1.0, 1  # "in an hour"
-        return None
+    def iso(self) -> bool:
+        """ "2024-12-26T11:00:00+05:30", "2024-12-26T05:30:00Z", "2024-12-26 11:00", "2024-12-26"."""
+        if self.tag() is not Tag.ISO:
+            return False
+        value = self.value()
+        assert isinstance(value, IsoValue)
+        if value.clock is None:
+            self.spec.days.append(DateSpec(value.day, value.month, value.year))
+            return self.done(1, "day")
+        hour, minute, second = value.clock
+        used = 1
+        if self.tag(1) is Tag.MERIDIEM and 1 <= hour <= 12:  # "2025-03-14 10:00 AM"
+            hour, used = hour % 12 + (12 if self.sval(1) == "pm" else 0), 2
+        if value.offset_minutes is None:  # naive: the workspace zone
+            self.spec.days.append(DateSpec(value.day, value.month, value.year))
+            self.spec.times.append(self.checked_h24(hour, minute, second))
+            return self.done(used, "other")
+        zone = timezone(timedelta(minutes=value.offset_minutes))
+        try:
+            moment = datetime(value.year, value.month, value.day, hour, minute, second, tzinfo=zone)
+        except ValueError:
+            raise NotUnderstood(f"no such date-time '{self.text()}'") from None
+        self.spec.moments.append(moment.astimezone(UTC))
+        return self.done(used, "other")
+
+    def zone(self) -> bool:
+        """ "10 am IST", "15:00 UTC": the clock time is in that zone (only zones with a fixed offset)."""
+        if self.tag() is not Tag.ZONE:
+            return False
+        offset = self.num()
+        if self.spec.said_offset not in (None, offset):
+            raise NotUnderstood("two time zones in one phrase")
+        self.spec.said_offset = offset
+        return self.done(1, self.last)
+
+    def checked_h24(self, hour: int, minute: int, second: int) -> TimeSpec:
+        if not (0 <= hour <= 23 and 0 <= minute <= 59 and 0 <= second <= 59):
+            raise NotUnderstood(f"no such time '{self.text()}'")
+        return TimeSpec(hour, minute, "h24", second)
 
     def duration(self) -> bool:
-        """[in|after] quantity unit [and a half] [mein|baad|later]: "in 2 hours", "do din baad", "2 hours
-        30 minutes". A duration alone ("10 minutes") is a callback that far ahead too."""
+        """[in|after] quantity unit [and a half] [mein|baad|later|from now|from tomorrow]: "in 2 hours",
+        "do din baad", "2 hours 30 minutes", "a week from tomorrow". A duration alone ("10 minutes") is a
+        callback that far ahead too."""
         k = 0
         if self.tag() in (Tag.IN, Tag.AFTER):
-            k = 2 if self.tag(1) is Tag.HOURMARK else 1
+            k = 2 if self.tag(1) in (Tag.HOURMARK, Tag.APPROX) else 1
         found = self.quantity(k)
+        if found is not None and self.tag(k + found[1]) is Tag.FILLER and self.text(k + found[1]) in _MORE:
+            found = (found[0], found[1] + 1)  # "in 2 more minutes"
         if found is None or self.tag(k + found[1]) is not Tag.UNIT:
             return False
+        if k == 0 and self.tag() is Tag.NUM and len(self.text()) in (3, 4) and self.unit_is(1, "hour"):
+            return False  # "1745 hrs" is a clock time
         amount, used = found
         k += used
         unit = self.sval(k)
@@ -154,26 +217,31 @@ class _Walk:
             k += 1
         if unit == "hour" and amount is not None:
             amount, unit, k = self.minutes_after_hours(amount, k)
-        if self.tag(k) in (Tag.POST_IN, Tag.POST_AFTER, Tag.LATER):
+        base: RelDay | None = None
+        if self.tag(k) is Tag.FROM and self.tag(k + 1) is Tag.REL_DAY:
+            base, k = RelDay(self.num(k + 1)), k + 2  # "a week from tomorrow"
+        elif self.tag(k) in (Tag.POST_IN, Tag.POST_AFTER, Tag.LATER):
             k += 1
         if amount is None:
             self.spec.events.append(f"a few {unit}s")
             return self.done(k, "other")
-        if unit in _CLOCK_UNITS:
-            self.spec.offsets.append(timedelta(minutes=amount * _CLOCK_UNITS[unit]))
+        if unit in _CLOCK_UNITS and base is None:
+            offset = timedelta(minutes=amount * _CLOCK_UNITS[unit])
+            if offset > _MAX_OFFSET:
+                raise NotUnderstood(f"'{amount:g} {unit}s' is no callback time")
+            self.spec.offsets.append(offset)
             return self.done(k, "other")
-        if not (amount.is_integer() and amount > 0):
+        if unit in _CLOCK_UNITS or not (amount.is_integer() and amount > 0):
             raise NotUnderstood(f"'{amount:g} {unit}' cannot be placed on a day")
-        self.spec.days.append(LaterDays(int(amount), _PLACE_UNITS[unit]))
+        later = LaterDays(int(amount), _PLACE_UNITS[unit])
+        self.spec.days.append(later if base is None else FromDay(base, later))
         return self.done(k, "day")
 
     def minutes_after_hours(self, hours: float, k: int) -> tuple[float, str, int]:
         """ "2 hours (and) 30 minutes": the total in minutes and the offset after it; else unchanged."""
-        j = k + 1 if self.tag(k) is Tag.FILLER and self.text(k) in _AND else k
+        j = k + 1 if self.tag(k) is Tag.AND else k
         more = self.quantity(j)
-        if more is None or more[0] is None or self.tag(j + more[1]) is not Tag.UNIT:
-            return hours, "hour", k
-        if self.sval(j + more[1]) != "minute":
+        if more is None or more[0] is None or not self.unit_is(j + more[1], "minute"):
             return hours, "hour", k
         return hours * 60 + more[0], "minute", j + more[1] + 1
 
@@ -192,120 +260,77 @@ class _Walk:
             self.spec.dismissals.append(f"at {event}")  # "meeting mein hoon": where, not when
         return self.done(k, "other")
 
-    def time(self) -> bool:
-        """A clock time, optionally after at/around/after ("after 5" is read as 17:00, its start)."""
-        k = 1 if self.tag() in (Tag.HOURMARK, Tag.AFTER) else 0
-        found = self.clock_at(k, marked=k == 1)
-        if found is None:
+    def nth(self) -> bool:
+        """first/second/last <weekday> of <month>|this/next month; second week of March; third day of
+        October; last day of February."""
+        if self.tag() not in (Tag.NTH, Tag.ORD):
             return False
-        spec, end = found
-        if k == 0 and self.tag(end) is Tag.POST_AFTER:
-            end += 1  # "5 baje ke baad" = from 17:00, like "after 5"
-        self.spec.times.append(spec)
-        return self.done(end, "other")
+        n = self.num()
+        if self.tag(1) is Tag.WEEKDAY and self.tag(2) in _DAY_OF:
+            found = self.month_after(3)
+            if found is None or not (1 <= n <= 5 or n == -1):
+                return False
+            month, which, end = found
+            self.spec.days.append(NthWeekdaySpec(n, self.num(1), month, which))
+            return self.done(end, "day")
+        if self.unit_is(1, "week") and self.tag(2) in _DAY_OF:
+            found = self.month_after(3)
+            if found is None or not (1 <= n <= 5 or n == -1):
+                return False
+            month, which, end = found
+            self.spec.ranges.append(RangeSpec("week_of_month", which, nth=n, month=month))
+            return self.done(end, "other")
+        if self.unit_is(1, "day") and self.tag(2) in _DAY_OF:
+            found = self.month_after(3)
+            if found is None or not (1 <= n <= 31 or n == -1):
+                return False
+            month, which, end = found
+            self.spec.days.append(MonthDayInSpec(n, month, which))
+            return self.done(end, "day")
+        return False
 
-    def clock_at(self, k: int, *, marked: bool) -> tuple[TimeSpec, int] | None:
-        """A time k tokens ahead: the TimeSpec and the offset just after it, or None."""
-        t0, t1, t2 = self.tag(k), self.tag(k + 1), self.tag(k + 2)
-        hours: float  # the hour, possibly with a fraction ("sadhe 4" = 4.5)
-        minute = 0
-        if t0 is Tag.CLOCK:
-            clock = self.toks[self.i + k].value
-            assert isinstance(clock, tuple)
-            hours, minute, used = clock[0], clock[1], 1
-            if not (0 <= hours <= 23 and 0 <= minute <= 59):
-                raise NotUnderstood(f"no such time '{self.text(k)}'")
-            if hours == 0:  # "00:30" is a 24-hour time; am/pm after it makes no sense
-                end, mode = self.meridiem_after(k + 1)
-                if mode != "bare":
-                    raise NotUnderstood(f"no such time '{self.text(k)} {mode}'")
-                return TimeSpec(0, minute, "h24"), end
-        elif t0 is Tag.FRAC and t1 is Tag.NUM:
-            hours, used = self.num(k + 1) + self.fval(k), 2
-        elif t0 in (Tag.PAST_PART, Tag.TO_PART) and t1 is Tag.NUM:
-            sign = 1 if t0 is Tag.PAST_PART else -1
-            hours, used = self.num(k + 1) + sign * self.fval(k) / 60, 2
-        elif t0 is Tag.NUM and t1 is Tag.BAJKE and t2 is Tag.NUM:
-            hours, minute, used = self.num(k), self.num(k + 2), 3  # "4 baj ke 20 minute"
-            if self.tag(k + 3) is Tag.UNIT and self.sval(k + 3) == "minute":
-                used = 4
-        elif t0 is Tag.NOON:
-            return TimeSpec(12, 0, "h24"), k + 1
-        elif t0 is Tag.NUM and t1 is Tag.NOON and self.num(k) == 12:
-            return TimeSpec(12, 0, "h24"), k + 2
-        elif t0 is Tag.NUM and t1 in (Tag.MERIDIEM, Tag.BAJE):
-            hours, used = self.num(k), 1
-        elif self.is_word_number(k) and self.is_word_number(k + 1) and self.num(k + 1) in _MINUTE_WORDS:
-            if t2 is Tag.UNIT:
-                return None
-            hours, minute, used = self.num(k), self.num(k + 1), 2  # "ten thirty"
-        elif (
-            t0 is Tag.NUM
-            and t1 is Tag.NUM
-            and self.text(k).isdigit()
-            and len(self.text(k + 1)) == 2
-            and self.text(k + 1).isdigit()
-            and self.num(k + 1) < 60
-            and (marked or t2 in (Tag.MERIDIEM, Tag.BAJE))
-        ):
-            hours, minute, used = self.num(k), self.num(k + 1), 2  # "at 9 30", "9 30 pm" (speech-to-text)
-        elif t0 in (Tag.FRACNUM, Tag.DECIMAL) and t1 is Tag.BAJE:
-            hours, used = self.fval(k), 1  # "dedh baje" = 1:30
-        elif marked and t0 is Tag.NUM and t1 not in _NOT_AN_HOUR_AFTER:
-            hours, used = self.num(k), 1
-        else:
-            return None
-        h, m = divmod(round(hours * 60) + minute, 60)
-        end, mode = self.meridiem_after(k + used)
-        return self.time_spec(h, m, mode, self.text(k)), end
-
-    def meridiem_after(self, k: int) -> tuple[int, TimeMode]:
-        """Consume baje/o'clock and am/pm after a time, in either order: the offset after, and the mode."""
-        mode: TimeMode = "bare"
-        while True:
-            tag = self.tag(k)
-            if tag is Tag.BAJE:
-                k += 1
-            elif tag is Tag.MERIDIEM and mode == "bare":
-                mode = "am" if self.sval(k) == "am" else "pm"
-                k += 1
-            else:
-                return k, mode
-
-    @staticmethod
-    def time_spec(h: int, m: int, mode: TimeMode, said: str) -> TimeSpec:
-        """Check an hour against its am/pm: 13-23 and 0 are 24-hour times, 1-12 wait for am/pm."""
-        if mode == "bare":
-            if h == 0:
-                h = 12  # "paune 1" = 12:45
-            if 13 <= h <= 23:
-                return TimeSpec(h, m, "h24")
-            if 1 <= h <= 12:
-                return TimeSpec(h, m, "bare")
-        elif 1 <= h <= 12:
-            return TimeSpec(h % 12 + (12 if mode == "pm" else 0), m, mode)
-        raise NotUnderstood(f"no such time '{said}'")
+    def month_after(self, k: int) -> tuple[int | None, Which, int] | None:
+        """A month k tokens ahead: "March", "this month", "next month", "the month": (month or None,
+        which, offset after)."""
+        if self.tag(k) is Tag.FILLER and self.text(k) == "the":
+            k += 1
+        if self.tag(k) is Tag.MONTH:
+            return self.num(k), "this", k + 1
+        if self.tag(k) is Tag.MOD and self.unit_is(k + 1, "month"):
+            return None, _WHICH[self.sval(k)], k + 2
+        if self.unit_is(k, "month"):
+            return None, "this", k + 1
+        return None
 
     def date(self) -> bool:
-        """26/12, 25th Dec, Dec 25, January 2nd 2025, on the 30th, 30 tarikh."""
+        """26/12, 25th Dec, Dec 25, January 2nd 2025, the first of March, on the 30th, 30 tarikh."""
         t0, t1, t2 = self.tag(), self.tag(1), self.tag(2)
+        day_word = t0 in (Tag.ORD, Tag.NUM) or (t0 is Tag.NTH and self.num() > 0)
         if t0 is Tag.DATE:
-            value = self.toks[self.i].value
+            value = self.value()
             assert isinstance(value, tuple)
             return self.take_date(value[0], value[1], value[2], 1)
-        if t0 in (Tag.ORD, Tag.NUM) and t1 is Tag.MONTH:
+        if day_word and t1 is Tag.MONTH:
             return self.take_date(self.num(), self.num(1), None, 2)
-        if t0 in (Tag.ORD, Tag.NUM) and t1 is Tag.OF and t2 is Tag.MONTH:
+        if day_word and t1 is Tag.OF and t2 is Tag.MONTH:
             return self.take_date(self.num(), self.num(2), None, 3)
         if t0 is Tag.MONTH:
             k = 2 if t1 is Tag.FILLER else 1  # "December the 25th"
-            day_follows = self.tag(k) is Tag.ORD or (
+            day_follows = self.tag(k) in (Tag.ORD, Tag.NTH) and self.num(k) > 0
+            day_follows = day_follows or (
                 self.tag(k) is Tag.NUM and self.tag(k + 1) not in _NOT_A_DAY_AFTER and self.num(k) <= 31
             )
             return day_follows and self.take_date(self.num(k), self.num(), None, k + 1)
-        if t0 is Tag.ORD or (t0 is Tag.NUM and t1 is Tag.TARIKH):
+        if t0 in (Tag.ORD, Tag.NTH) and self.num() > 0 and not (t1 is Tag.WEEKDAY or self.unit_is(1, "week")):
+            used = 3 if self.unit_is(1, "day") and t2 is Tag.OF else 1  # "20th day of next month"
             self.spec.days.append(MonthDaySpec(self.num()))
-            return self.done(2 if t1 is Tag.TARIKH else 1, "day")
+            return self.done(used, "day")
+        if t0 is Tag.NUM and t1 is Tag.TARIKH:
+            self.spec.days.append(MonthDaySpec(self.num()))
+            return self.done(2, "day")
+        if t0 is Tag.NUM and t1 is Tag.OF and self.month_after(2) is not None and 1 <= self.num() <= 31:
+            self.spec.days.append(MonthDaySpec(self.num()))  # "20 of next month"
+            return self.done(2, "day")
         return False
 
     def take_date(self, d: int, m: int, y: int | None, used: int) -> bool:
@@ -322,17 +347,18 @@ class _Walk:
             k = 1
             if self.tag(1) is Tag.MOD:
                 which, k = _WHICH[self.sval(1)], 2
-            if self.tag(k) is Tag.WEEKEND or (self.tag(k) is Tag.UNIT and self.sval(k) == "week"):
-                self.spec.ranges.append(RangeSpec("end_of_week", which))
+            if self.tag(k) is Tag.WEEKEND or self.unit_is(k, "week", "month"):
+                kind: RangeKind = "end_of_month" if self.unit_is(k, "month") else "end_of_week"
+                self.spec.ranges.append(RangeSpec(kind, which))
                 return self.done(k + 1, "other")
-            raise NotUnderstood("only 'end of the week' is understood")
+            raise NotUnderstood("only 'end of the week/month' is understood")
         mod = self.sval() if self.tag() is Tag.MOD else None
         k = 0 if mod is None else 1
         tk = self.tag(k)
-        if tk is Tag.UNIT and self.sval(k) in ("week", "month"):
+        if self.unit_is(k, "week", "month"):
             which = "this" if mod is None else _WHICH[mod]
-            if self.tag(k + 1) is Tag.END_POST and self.sval(k) == "week":
-                self.spec.ranges.append(RangeSpec("end_of_week", which))  # "agle hafte ke end mein"
+            if self.tag(k + 1) is Tag.END_POST:  # "agle hafte ke end mein", "mahine ke end mein"
+                self.spec.ranges.append(RangeSpec("end_of_week" if self.sval(k) == "week" else "end_of_month", which))
                 return self.done(k + 2, "other")
             if mod is None:
                 return False
@@ -352,19 +378,28 @@ class _Walk:
         return False
 
     def day(self) -> bool:
+        """today/kal/parso; a weekday; "friday after next"; "3 fridays from now"."""
         if self.tag() is Tag.REL_DAY:
             self.spec.days.append(RelDay(self.num()))
             return self.done(1, "day")
         if self.tag() is Tag.WEEKDAY:
+            if self.tag(1) is Tag.AFTER and self.tag(2) is Tag.MOD and self.sval(2) == "next":
+                self.spec.days.append(WeekdaySpec(self.num(), "after_next"))
+                return self.done(3, "day")
             self.spec.days.append(WeekdaySpec(self.num(), None))
             return self.done(1, "day")
+        if self.tag() is Tag.NUM and self.tag(1) is Tag.WEEKDAYS_PL and self.tag(2) is Tag.POST_AFTER:
+            if not 1 <= self.num() <= 8:
+                raise NotUnderstood("too many weeks ahead")
+            self.spec.days.append(WeekdaySpec(self.num(1), None, count=self.num()))
+            return self.done(3, "day")
         return False
 
     def part(self) -> bool:
         if self.tag() is Tag.PART:
             self.spec.parts.append(self.sval())
             return self.done(1, "part")
-        if self.tag() is Tag.UNIT and self.sval() == "day" and self.tag(1) is Tag.POST_IN:
+        if self.unit_is(0, "day") and self.tag(1) is Tag.POST_IN:
             self.spec.parts.append("daytime")  # "kal din mein"
             return self.done(2, "part")
         return False
@@ -380,15 +415,6 @@ class _Walk:
             self.spec.dismissals.append("later" if self.tag() is Tag.LATER else self.sval())
             return self.done(1, self.last)  # "aaj baad mein": keeps the day context
         return False
-
-    def loose_hour(self) -> bool:
-        """A plain number right after a day or a part of day is an hour: "tomorrow 11", "raat 8"."""
-        if self.tag() is not Tag.NUM or self.last not in ("day", "part") or self.tag(1) in _NOT_AN_HOUR_AFTER:
-            return False
-        if self.text() in _VERB_LIKE_NUMBERS:
-            return False  # "tomorrow, do call": only "do baje" makes "do" an hour
-        self.spec.times.append(self.time_spec(self.num(), 0, "bare", self.text()))
-        return self.done(1, "other")
 
 
 def read_spec(text: str) -> Spec:

@@ -25,6 +25,7 @@ class Grain(StrEnum):
 
     INSTANT = "instant"  # earliest == latest == the instant
     PART_OF_DAY = "part_of_day"  # [earliest, latest) is the part of day ("tomorrow morning": 06:00-12:00)
+    WINDOW = "window"  # [earliest, latest) is a window the caller named ("between 2 and 3", "after 11")
     DAY = "day"  # [earliest, latest) is one whole day, 00:00 to the next 00:00
     RANGE = "range"  # [earliest, latest) is several whole days ("next week": Monday 00:00 to next Monday)
 
@@ -37,7 +38,9 @@ class CallbackReading:
     when the status is VAGUE or UNPARSED (then `grain` is None too). `latest` is exclusive except for an
     INSTANT, where it equals `earliest`. `alternatives` is non-empty only when the status is AMBIGUOUS and
     holds the other defensible readings (each with status OK). `reason` explains an AMBIGUOUS, VAGUE or
-    UNPARSED status, or notes something the scheduler should know (e.g. a time already past).
+    UNPARSED status, or notes something the scheduler should know (e.g. a time already past). `note` says
+    what a human should see next to the time: the window said ("between 14:00 and 15:00", "after 11:00")
+    or the approximation ("around 17:00, give or take 30 min"); `tolerance_minutes` is that give-or-take.
     """
 
     text: str
@@ -47,6 +50,8 @@ class CallbackReading:
     latest: datetime | None
     alternatives: tuple[CallbackReading, ...] = ()
     reason: str = ""
+    note: str = ""
+    tolerance_minutes: int = 0
 
     def describe(self) -> str:
         """The reading in a few words, in its own zone: "Thu 26 Dec 2024 11:00", "Thu 26 Dec 2024
@@ -54,8 +59,11 @@ class CallbackReading:
         if self.grain is None or self.earliest is None or self.latest is None:
             return f"{self.status} ({self.reason})" if self.reason else str(self.status)
         day = self.earliest.strftime("%a %d %b %Y")
+        extra = f" ({self.note})" if self.note else ""
         if self.grain is Grain.INSTANT:
-            return f"{day} {self.earliest:%H:%M}"
+            return f"{day} {self.earliest:%H:%M}{extra}"
+        if self.grain is Grain.WINDOW:
+            return f"{day} {self.earliest:%H:%M}-{self.latest:%H:%M}{extra}"
         if self.grain is Grain.PART_OF_DAY:
             return f"{day} {self.earliest:%H:%M}-{self.latest:%H:%M}"
         last = (self.latest - timedelta(hours=1)).strftime("%a %d %b %Y")  # latest is the next 00:00

@@ -1,43 +1,43 @@
 """Place what the grammar read (`Spec`) on the calendar of the reference's zone.
 
-Rules (the reading is what was said; `schedule_followup` moves it into calling hours or out of the past):
+Rules (the reading is what was said; `schedule_followup` moves it into calling hours or out of the past;
+which day a day word names is `days.resolve_day`'s job):
 
-- A time or part of day with no day is today if still ahead of the reference, else tomorrow.
-- A bare hour (no am/pm, no part of day) takes the office-hours reading: 1-8 pm, 9-11 am, 12 noon. When
-  the other half of the day is an hour people take calls at (07:00-21:59: "at 7", "at 8", "at 9") the
-  reading is AMBIGUOUS with that as the alternative. A part of day fixes the half: "raat 8" = 20:00.
-- A weekday with no modifier is its next occurrence. Said on that same weekday, the primary reading is the
-  first occurrence that has not started yet at the reference ("Wednesday 5pm" said Wednesday 15:31 is
-  today; "Wednesday" said on a Wednesday is next week, the day having begun) and the other is the
-  alternative: AMBIGUOUS. "this <weekday>" includes today; "coming <weekday>" does not.
-- "next <weekday>" is AMBIGUOUS: the coming one (primary) or the one a week later.
-- A date without a year is this year's, or next year's if this year's is more than 90 days past; one a few
-  days past is unparsed (a mishearing is likelier than a callback next year). "on the 30th" is this
-  month's 30th, or next month's once past. Impossible dates ("31/02") are unparsed.
+- A time, window or part of day with no day is today if still ahead of the reference, else tomorrow.
+- A bare hour (no am/pm, no part of day) takes the office-hours reading, status OK: 8-11 am, 12 noon,
+  1-7 pm. A part of day fixes the half: "raat 8" = 20:00. Said with "today" for an hour already past
+  ("aaj 10 baje" at 15:31) the other half of the day is offered: AMBIGUOUS.
+- A window ("between 2 and 3", "3 se 4 ke beech", "after 2", "11 ke baad", "before 1") is a WINDOW
+  reading from its start; an open end runs to midnight, an open start from 08:00 (or the reference, if
+  later). The end of "2 to 3 pm" lends its am/pm to the start; a bare end is the first hour after the
+  start. `note` names the window.
+- "around 5", "4ish": the instant, with `tolerance_minutes` 30 and a note saying so.
+- A machine time with an offset ("...Z", "+05:30") is that instant, shown in the workspace zone; a naive
+  one is read in the workspace zone.
+- A weekday named on that weekday: the primary reading is the first occurrence that has not started yet
+  at the reference and the other is the alternative: AMBIGUOUS.
 - "next week" is Monday..Sunday of next week; "this week" today..Sunday; "end of the week" Friday (or
   today if later)..Sunday; "weekend" the coming Saturday..Sunday ("next weekend" on a weekday is
-  AMBIGUOUS: the coming one or the one after); "next month" is the whole next calendar month (a RANGE,
-  not vague: the scheduler calls on its first day, which is what a human would do).
-- "tomorrow"/"kal" said between 00:00 and 04:00 is AMBIGUOUS: the coming day (primary, the caller has
-  not slept yet) or the calendar day after.
+  AMBIGUOUS); "next month" the whole next calendar month; "second week of March" days 8-14; "the 20th
+  of next month" that day.
+- "tomorrow"/"kal" said between 00:00 and 04:00 is AMBIGUOUS: the coming day (primary) or the one after.
 - Durations in minutes/hours are elapsed time (correct across DST changes); days/weeks/months are
   calendar days ("in 2 days" is a DAY, "same time tomorrow" is tomorrow's same wall-clock time).
-- "after lunch", "after Christmas", "in a few days": VAGUE, even with a day ("kal lunch ke baad": the day
-  is known, the time is not). "not now", "later", "anytime": VAGUE unless the phrase also gives a time
-  ("not now, call tomorrow" = tomorrow; "later today" = today).
+- "after lunch", "after Christmas", "in a few days": VAGUE, even with a day. "not now", "later",
+  "anytime": VAGUE unless the phrase also gives a time. A negation with nothing said after it: VAGUE.
 """
 
 from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import TypeVar
 
-from worker.callbacks.lexicon import PARTS, PLAUSIBLE_ALT_HOURS, office_hour
+from worker.callbacks.days import Day, resolve_day, week_of_month, weekday_month_day
+from worker.callbacks.lexicon import PARTS, office_hour
 from worker.callbacks.reading import CallbackReading, CallbackStatus, Grain
 from worker.callbacks.spec import (
-    DateSpec,
     DaySpec,
     LaterDays,
     MonthDaySpec,
@@ -47,11 +47,14 @@ from worker.callbacks.spec import (
     Spec,
     TimeSpec,
     WeekdaySpec,
+    WindowSpec,
 )
 
 _T = TypeVar("_T")
-_PAST_DATE_GRACE_DAYS = 90  # a date this recently past is a mishearing, not next year's
-_NIGHT_ENDS_HOUR = 4  # before this hour, "tomorrow" may still mean the coming day
+_APPROX_MINUTES = 30  # "around 5": the Task notes 17:00 give or take this much
+_OPEN_START = time(8)  # "before 1" on a later day: the working morning starts here
+_OPEN_SPAN = timedelta(hours=2)  # ... or this long before an early end ("before 8 am": 06:00-08:00)
+_MINUTES_PER_DAY = 24 * 60
 
 
 @dataclass(frozen=True)
@@ -62,28 +65,17 @@ class _Span:
     earliest: datetime
     latest: datetime
     why: str = field(default="", compare=False)
+    note: str = field(default="", compare=False)
+    tolerance: int = field(default=0, compare=False)
 
 
 @dataclass(frozen=True)
-class _Day:
-    """A resolved day: the day, an alternative day (AMBIGUOUS), or `same_weekday` when a bare weekday
-    names today (the primary then depends on the time said)."""
+class _When:
+    """What the phrase says about the time of day (at most one of time/window, maybe a part of day)."""
 
-    day: date
-    alt: date | None = None
-    same_weekday: bool = False
-    why: str = ""  # why `alt` is possible
-
-
-@dataclass(frozen=True)
-class _ClockChoice:
-    """An hour:minute:second and the day shift it implies ("raat 1 baje" is 01:00 the next day)."""
-
-    hour: int
-    minute: int
-    second: int
-    shift: int = 0
-    why: str = ""
+    time: TimeSpec | None
+    window: WindowSpec | None
+    part: str | None
 
 
 @dataclass
@@ -100,6 +92,10 @@ class _Context:
         naive = datetime.combine(day, clock)
         return naive.replace(tzinfo=self.zone).astimezone(UTC).astimezone(self.zone)
 
+    def at_minutes(self, day: date, minutes: int, second: int = 0) -> datetime:
+        extra, minutes = divmod(minutes, _MINUTES_PER_DAY)
+        return self.at(day + timedelta(days=extra), time(minutes // 60, minutes % 60, second))
+
     def ahead(self, moment: datetime) -> bool:
         return moment.timestamp() > self.reference.timestamp()
 
@@ -108,16 +104,35 @@ def resolve(text: str, spec: Spec, reference: datetime) -> CallbackReading:
     """The reading of `spec` against `reference`; raises NotUnderstood when the parts do not fit."""
     assert reference.tzinfo is not None
     ctx = _Context(reference.tzinfo, reference)
-    has_time = bool(spec.times or spec.parts or spec.offsets or spec.same_time)
-    if not (has_time or spec.days or spec.ranges):
+    clock_said = bool(spec.times or spec.windows or spec.offsets or spec.moments)
+    if not (clock_said or spec.parts or spec.same_time or spec.days or spec.ranges):
         if spec.words == 0:
             raise NotUnderstood("empty phrase")
-        why = (spec.events and f"after {spec.events[0]}") or ", ".join(spec.dismissals) or "no time given"
+        why = (
+            (spec.negated and f"negated ({', '.join(spec.negated)}), no other time given")
+            or (spec.events and f"after {spec.events[0]}")
+            or ", ".join(spec.dismissals)
+            or "no time given"
+        )
         return _vague(text, why)
-    if spec.events and not (spec.times or spec.offsets):
+    if spec.events and not clock_said:
         return _vague(text, f"day given but the time is vague ({spec.events[0]})")
     spans = _spans(spec, ctx)
+    if spec.said_offset is not None:
+        spans = [_in_offset(s, spec.said_offset, ctx) for s in spans]
     return _reading(text, spans, ctx)
+
+
+def _in_offset(span: _Span, offset: int, ctx: _Context) -> _Span:
+    """ "10 am IST" read in another workspace zone: the wall time is the caller's zone's."""
+    if span.grain not in (Grain.INSTANT, Grain.WINDOW):
+        raise NotUnderstood("a time zone without a clock time")
+    said = timezone(timedelta(minutes=offset))
+
+    def move(moment: datetime) -> datetime:
+        return moment.replace(tzinfo=None).replace(tzinfo=said).astimezone(ctx.zone)
+
+    return replace(span, earliest=move(span.earliest), latest=move(span.latest))
 
 
 def _vague(text: str, why: str) -> CallbackReading:
@@ -131,15 +146,24 @@ def _unique(items: list[_T]) -> list[_T]:
 def _spans(spec: Spec, ctx: _Context) -> list[_Span]:
     """The primary span first, then the alternatives."""
     days, ranges, times, parts = (_unique(x) for x in (spec.days, spec.ranges, spec.times, spec.parts))
-    if len(times) > 1 or len(parts) > 1 or len(ranges) > 1:
+    windows = _unique(spec.windows)
+    if len(times) + len(windows) > 1 or len(parts) > 1 or len(ranges) > 1:
         raise NotUnderstood("two different times in one phrase")
+    if spec.moments:
+        if len(_unique(spec.moments)) > 1 or days or ranges or times or parts or windows or spec.offsets:
+            raise NotUnderstood("a machine time mixed with other times")
+        moment = spec.moments[0].astimezone(ctx.zone)
+        return [_Span(Grain.INSTANT, moment, moment)]
     if spec.offsets:
-        if len(_unique(spec.offsets)) > 1 or days or ranges or times or parts or spec.same_time:
+        others = [d for d in days if d != RelDay(0)]  # "today in one hour"
+        if len(_unique(spec.offsets)) > 1 or others or ranges or times or parts or windows or spec.same_time:
             raise NotUnderstood("a duration mixed with other times")
         moment = (ctx.reference.astimezone(UTC) + spec.offsets[0]).astimezone(ctx.zone)
+        if days and moment.date() != ctx.today:
+            raise NotUnderstood("that duration does not end today")
         return [_Span(Grain.INSTANT, moment, moment)]
     if spec.same_time:
-        if times or parts:
+        if times or parts or windows:
             raise NotUnderstood("'same time' with another time")
         ref = ctx.reference
         times = [TimeSpec(ref.hour, ref.minute, "h24", ref.second)]
@@ -147,114 +171,44 @@ def _spans(spec: Spec, ctx: _Context) -> list[_Span]:
             days, ranges = [LaterDays(1, "week")], []  # "same time next week"
         if not days:
             raise NotUnderstood("'same time' without a day")
-    time_spec = times[0] if times else None
-    part = parts[0] if parts else None
+    when = _When(times[0] if times else None, windows[0] if windows else None, parts[0] if parts else None)
     if ranges:
-        return _range_spans(ranges[0], days, time_spec, part, ctx)
+        return _range_spans(ranges[0], days, when, ctx)
     if not days:
-        return _undated_spans(time_spec, part, ctx)
-    return _dated_spans(_combine_days(days, ctx), time_spec, part, ctx)
+        return _undated_spans(when, ctx)
+    return _dated_spans(_combine_days(days, ctx), when, ctx)
 
 
 # ------------------------------------------------------------------------------------------------- days
-def _combine_days(days: list[DaySpec], ctx: _Context) -> _Day:
+def _combine_days(days: list[DaySpec], ctx: _Context) -> Day:
     """One day from one or more day specs; weekdays must agree with a date said alongside."""
-    weekdays = [d for d in days if isinstance(d, WeekdaySpec)]
-    others = [_day(d, ctx) for d in days if not isinstance(d, WeekdaySpec)]
+    weekdays = [d for d in days if isinstance(d, WeekdaySpec) and d.mod is None and d.count == 1]
+    others = [d for d in days if d not in weekdays]
     if not others:
         if len(weekdays) > 1:
             raise NotUnderstood("two different days in one phrase")
-        chosen = _day(weekdays[0], ctx)
-    elif len(set(others)) > 1:
+        return resolve_day(weekdays[0], ctx.today, ctx.reference.hour)
+    resolved = {resolve_day(d, ctx.today, ctx.reference.hour) for d in others}
+    if len(resolved) > 1:
         raise NotUnderstood("two different days in one phrase")
-    else:
-        chosen = others[0]
-        if weekdays:  # "kal Friday": the weekday must agree, and settles an ambiguous day
-            fits = [d for d in (chosen.day, chosen.alt) if d and all(d.weekday() == w.weekday for w in weekdays)]
-            if not fits:
-                names = "/".join(calendar.day_name[w.weekday] for w in weekdays)
-                raise NotUnderstood(f"{chosen.day:%d %b} is not a {names}")
-            chosen = _Day(fits[0])
-    return chosen
-
-
-def _day(spec: DaySpec, ctx: _Context) -> _Day:
-    today = ctx.today
-    match spec:
-        case RelDay(days=n) if n >= 1 and ctx.reference.hour < _NIGHT_ENDS_HOUR:
-            # at 00:30 "kal subah" usually means the coming morning (the caller has not slept yet)
-            first, second = today + timedelta(days=n - 1), today + timedelta(days=n)
-            why = f"said after midnight: {first:%a %d %b} or {second:%a %d %b}"
-            return _Day(first, alt=second, why=why)
-        case RelDay(days=n):
-            return _Day(today + timedelta(days=n))
-        case LaterDays(count=n, unit="month"):
-            return _Day(_add_months(today, n))
-        case LaterDays(count=n, unit=unit):
-            return _Day(today + timedelta(days=n * (7 if unit == "week" else 1)))
-        case WeekdaySpec(weekday=wd, mod=mod):
-            return _weekday(wd, mod, ctx)
-        case DateSpec(day=d, month=m, year=y):
-            return _Day(_calendar_date(d, m, y, today))
-        case MonthDaySpec(day=d):
-            return _Day(_month_day(d, today))
-    raise NotUnderstood("day not understood")  # pragma: no cover - the match is exhaustive
-
-
-def _weekday(wd: int, mod: str | None, ctx: _Context) -> _Day:
-    today = ctx.today
-    delta = (wd - today.weekday()) % 7
-    if mod is None:
-        return _Day(today, same_weekday=True) if delta == 0 else _Day(today + timedelta(days=delta))
-    if mod == "this":
-        return _Day(today + timedelta(days=delta))
-    coming = today + timedelta(days=delta or 7)
-    if mod == "coming":
-        return _Day(coming)
-    later = coming + timedelta(days=7)
-    why = f"'next {calendar.day_name[wd]}' may be {coming:%a %d %b} or {later:%a %d %b}"
-    return _Day(coming, alt=later, why=why)
-
-
-def _calendar_date(d: int, m: int, y: int | None, today: date) -> date:
-    said = f"{d:02d}/{m:02d}" + (f"/{y}" if y else "")
-    if y is not None:
-        found = _valid_date(y, m, d, said)
-        if found < today:
-            raise NotUnderstood(f"date {said} has already passed")
-        return found
-    found = _valid_date(today.year, m, d, said)
-    if found >= today:
-        return found
-    if (today - found).days <= _PAST_DATE_GRACE_DAYS:
-        raise NotUnderstood(f"date {said} has just passed")
-    return _valid_date(found.year + 1, m, d, said)
-
-
-def _valid_date(y: int, m: int, d: int, said: str) -> date:
-    try:
-        return date(y, m, d)
-    except ValueError:
-        raise NotUnderstood(f"no such date {said}") from None
-
-
-def _month_day(d: int, today: date) -> date:
-    year, month = today.year, today.month
-    if d < today.day:
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return _valid_date(year, month, d, f"the {d}th of {calendar.month_abbr[month]}")
-
-
-def _add_months(day: date, n: int) -> date:
-    index = day.month - 1 + n
-    year, month = day.year + index // 12, index % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+    chosen = resolved.pop()
+    if not weekdays:
+        return chosen
+    wanted = {w.weekday for w in weekdays}
+    if len(wanted) > 1:
+        raise NotUnderstood("two different weekdays in one phrase")
+    wd = wanted.pop()
+    fits = [d for d in (chosen.day, chosen.alt) if d and d.weekday() == wd]
+    if fits:  # "kal Friday": the weekday must agree, and settles an ambiguous day
+        return Day(fits[0])
+    if len(others) == 1 and isinstance(others[0], MonthDaySpec):  # "Thu 15th": the next 15th on a Thursday
+        return Day(weekday_month_day(wd, others[0].day, ctx.today))
+    raise NotUnderstood(f"{chosen.day:%d %b} is not a {calendar.day_name[wd]}")
 
 
 # ------------------------------------------------------------------------------------------------ times
-def _clock_choices(spec: TimeSpec, part: str | None) -> list[_ClockChoice]:
-    """The hours a time may mean: the primary first. A part of day picks am/pm; without one the
-    office-hours reading is primary and a plausible other half is the alternative."""
+def _hours(spec: TimeSpec, part: str | None) -> int:
+    """The 24-hour hour of a time: a part of day picks am/pm; without one the office-hours reading."""
     if part is not None:
         window = PARTS[part]
         if spec.mode == "bare":
@@ -263,27 +217,68 @@ def _clock_choices(spec: TimeSpec, part: str | None) -> list[_ClockChoice]:
             hours = [spec.hour] if spec.hour in window.hours else []
         if not hours:
             raise NotUnderstood(f"{spec.hour}:{spec.minute:02d} does not fit the {part}")
-        shift = 1 if window.night_next_day and hours[0] < 12 else 0
-        return [_ClockChoice(hours[0], spec.minute, spec.second, shift)]
-    if spec.mode != "bare":
-        return [_ClockChoice(spec.hour, spec.minute, spec.second)]
-    primary = office_hour(spec.hour)
-    other = (primary + 12) % 24
-    choices = [_ClockChoice(primary, spec.minute, spec.second)]
-    if other in PLAUSIBLE_ALT_HOURS:
-        why = f"'{spec.hour}' may be {primary:02d}:{spec.minute:02d} or {other:02d}:{spec.minute:02d}"
-        choices.append(_ClockChoice(other, spec.minute, spec.second, why=why))
-    return choices
+        return hours[0]
+    return office_hour(spec.hour) if spec.mode == "bare" else spec.hour
 
 
-def _on_day(day: date, spec: TimeSpec | None, part: str | None, ctx: _Context) -> list[_Span]:
-    """The spans a time/part of day (or neither) gives on `day`: primary first."""
+def _shift(hour: int, part: str | None) -> int:
+    """ "raat 1 baje" is 01:00 after midnight: the next calendar day."""
+    return 1 if part is not None and PARTS[part].night_next_day and hour < 12 else 0
+
+
+def _window_minutes(w: WindowSpec, part: str | None) -> tuple[int | None, int | None]:
+    """Start and end of a window in minutes after midnight of its day (None: open)."""
+    start = end = None
+    if w.start is not None and (w.start.mode != "bare" or w.end is None or w.end.mode == "bare" or part):
+        start = _hours(w.start, part) * 60 + w.start.minute
+    if w.end is not None and (w.end.mode != "bare" or part):
+        end = _hours(w.end, part) * 60 + w.end.minute
+    if w.start is not None and start is None:
+        # "2 to 3 pm": the start is the latest reading of its hour before the end
+        assert end is not None
+        options = [h * 60 + w.start.minute for h in (w.start.hour % 12, w.start.hour % 12 + 12)]
+        start = max([o for o in options if o < end], default=None)
+    elif w.end is not None and end is None:
+        if start is None:
+            end = _hours(w.end, None) * 60 + w.end.minute
+        else:  # "between 10 and 12", "3 se 4": the end is the first reading of its hour after the start
+            options = [h * 60 + w.end.minute for h in (w.end.hour % 12, w.end.hour % 12 + 12)]
+            end = min([o for o in options if o > start], default=None)
+    if w.start is not None and w.end is not None and (start is None or end is None or not start < end):
+        raise NotUnderstood("the window ends before it starts")
+    return start, end
+
+
+def _window_on(day: date, w: WindowSpec, part: str | None, ctx: _Context) -> _Span:
+    start, end = _window_minutes(w, part)
+    shift = _shift((start if start is not None else end or 0) // 60, part)
+    day += timedelta(days=shift)
+    latest = ctx.at_minutes(day, end) if end is not None else ctx.at(day + timedelta(days=1), time())
+    if start is None:  # "before 1": from the working morning; "before 8 am": the two hours before
+        earliest = min(ctx.at(day, _OPEN_START), latest - _OPEN_SPAN)
+        if day == ctx.today and ctx.reference > earliest:
+            earliest = ctx.reference
+        if not earliest < latest:
+            earliest = latest
+        note = f"before {latest:%H:%M}"
+    else:
+        earliest = ctx.at_minutes(day, start)
+        note = f"between {earliest:%H:%M} and {latest:%H:%M}" if end is not None else f"after {earliest:%H:%M}"
+    return _Span(Grain.WINDOW, earliest, latest, note=note)
+
+
+def _on_day(day: date, when: _When, ctx: _Context) -> list[_Span]:
+    """The span a time/window/part of day (or none) gives on `day`."""
+    spec, part = when.time, when.part
+    if when.window is not None:
+        return [_window_on(day, when.window, part, ctx)]
     if spec is not None:
-        spans = []
-        for c in _clock_choices(spec, part):
-            moment = ctx.at(day + timedelta(days=c.shift), time(c.hour, c.minute, c.second))
-            spans.append(_Span(Grain.INSTANT, moment, moment, c.why))
-        return spans
+        hour = _hours(spec, part)
+        moment = ctx.at(day + timedelta(days=_shift(hour, part)), time(hour, spec.minute, spec.second))
+        if spec.approx:
+            note = f"around {moment:%H:%M}, give or take {_APPROX_MINUTES} min"
+            return [_Span(Grain.INSTANT, moment, moment, note=note, tolerance=_APPROX_MINUTES)]
+        return [_Span(Grain.INSTANT, moment, moment)]
     if part is not None:
         window = PARTS[part]
         start = ctx.at(day, time(window.start))
@@ -292,25 +287,40 @@ def _on_day(day: date, spec: TimeSpec | None, part: str | None, ctx: _Context) -
     return [_Span(Grain.DAY, ctx.at(day, time()), ctx.at(day + timedelta(days=1), time()))]
 
 
-def _undated_spans(spec: TimeSpec | None, part: str | None, ctx: _Context) -> list[_Span]:
-    """No day said: each reading is today if still ahead (a part of day: not yet over), else tomorrow."""
-    tomorrow = ctx.today + timedelta(days=1)
-    today_spans = _on_day(ctx.today, spec, part, ctx)
-    tomorrow_spans = _on_day(tomorrow, spec, part, ctx)
-    return [
-        today if ctx.ahead(today.latest if today.grain is not Grain.INSTANT else today.earliest) else later
-        for today, later in zip(today_spans, tomorrow_spans, strict=True)
-    ]
+def _still_open(span: _Span, when: _When, ctx: _Context) -> bool:
+    """Whether an undated reading can still be today: an instant ahead, a part of day not over, a window
+    whose start is ahead (or, for "between"/"before", whose end is)."""
+    if span.grain is Grain.INSTANT:
+        return ctx.ahead(span.earliest)
+    if span.grain is Grain.WINDOW and when.window is not None and when.window.end is None:
+        return ctx.ahead(span.earliest)
+    return ctx.ahead(span.latest)
 
 
-def _dated_spans(day: _Day, spec: TimeSpec | None, part: str | None, ctx: _Context) -> list[_Span]:
+def _undated_spans(when: _When, ctx: _Context) -> list[_Span]:
+    """No day said: today if still ahead, else tomorrow."""
+    today = _on_day(ctx.today, when, ctx)[0]
+    if _still_open(today, when, ctx):
+        if today.grain is Grain.WINDOW and not ctx.ahead(today.earliest):
+            today = replace(today, earliest=ctx.reference)  # "between 2 and 4" said at 14:30: from now
+        return [today]
+    return _on_day(ctx.today + timedelta(days=1), when, ctx)
+
+
+def _dated_spans(day: Day, when: _When, ctx: _Context) -> list[_Span]:
     if day.same_weekday:
-        return _same_weekday_spans(spec, part, ctx)
-    spans = _on_day(day.day, spec, part, ctx)
+        return _same_weekday_spans(when, ctx)
+    spans = _on_day(day.day, when, ctx)
     if day.alt is not None:
-        spans.append(replace(_on_day(day.alt, spec, part, ctx)[0], why=day.why))
-    first = spans[0]
-    if first.grain is Grain.INSTANT and not ctx.ahead(first.earliest) and spec and spec.mode == "bare" and not part:
+        spans.append(replace(_on_day(day.alt, when, ctx)[0], why=day.why))
+    first, spec = spans[0], when.time
+    if (
+        first.grain is Grain.INSTANT
+        and not ctx.ahead(first.earliest)
+        and spec
+        and spec.mode == "bare"
+        and not when.part
+    ):
         # "aaj 10 baje" said at 15:31: 10:00 is past, so 22:00 is a reading too
         other = (first.earliest.hour + 12) % 24
         moment = ctx.at(first.earliest.date(), time(other, first.earliest.minute))
@@ -320,10 +330,10 @@ def _dated_spans(day: _Day, spec: TimeSpec | None, part: str | None, ctx: _Conte
     return spans
 
 
-def _same_weekday_spans(spec: TimeSpec | None, part: str | None, ctx: _Context) -> list[_Span]:
+def _same_weekday_spans(when: _When, ctx: _Context) -> list[_Span]:
     """A bare weekday naming today: the primary is the first occurrence not yet begun."""
-    today = _on_day(ctx.today, spec, part, ctx)
-    next_week = _on_day(ctx.today + timedelta(days=7), spec, part, ctx)
+    today = _on_day(ctx.today, when, ctx)
+    next_week = _on_day(ctx.today + timedelta(days=7), when, ctx)
     why = f"'{ctx.today:%A}' said on a {ctx.today:%A}: today or next week"
     if ctx.ahead(today[0].earliest):
         return [*today, replace(next_week[0], why=why)]
@@ -333,20 +343,25 @@ def _same_weekday_spans(spec: TimeSpec | None, part: str | None, ctx: _Context) 
 
 
 # ----------------------------------------------------------------------------------------------- ranges
-def _range_spans(
-    spec: RangeSpec, days: list[DaySpec], time_spec: TimeSpec | None, part: str | None, ctx: _Context
-) -> list[_Span]:
+def _range_spans(spec: RangeSpec, days: list[DaySpec], when: _When, ctx: _Context) -> list[_Span]:
     first, last, alt = _range_dates(spec, ctx.today)
     if days:
-        if len(days) != 1 or not isinstance(days[0], WeekdaySpec) or days[0].mod not in (None, "this"):
+        if len(days) != 1:
             raise NotUnderstood("a day together with a range of days")
-        wd = days[0].weekday
+        said = days[0]
         found = [first + timedelta(days=i) for i in range((last - first).days + 1)]
-        matching = [d for d in found if d.weekday() == wd and spec.kind != "month"]
+        if isinstance(said, MonthDaySpec) and spec.kind == "month":  # "the 20th of next month"
+            matching = [d for d in found if d.day == said.day]
+            if not matching:
+                raise NotUnderstood(f"the {said.day}th is not ahead in that month")
+        elif isinstance(said, WeekdaySpec) and said.mod in (None, "this") and spec.kind != "month":
+            matching = [d for d in found if d.weekday() == said.weekday]
+        else:
+            raise NotUnderstood("a day together with a range of days")
         if len(matching) != 1:
-            raise NotUnderstood(f"no single {calendar.day_name[wd]} in that range")
-        return _on_day(matching[0], time_spec, part, ctx)
-    if time_spec is not None or part is not None:
+            raise NotUnderstood("no single day of that range")
+        return _on_day(matching[0], when, ctx)
+    if when.time is not None or when.part is not None or when.window is not None:
         raise NotUnderstood("a time of day without a day in a range of days")
     spans = [_range_span(first, last, ctx)]
     if alt is not None:
@@ -363,15 +378,24 @@ def _range_dates(spec: RangeSpec, today: date) -> tuple[date, date, tuple[date, 
     """First and last day of a range, and an alternative range when "next weekend" is ambiguous."""
     monday = today - timedelta(days=today.weekday())
     next_monday = monday + timedelta(days=7)
+    if spec.kind == "week_of_month":
+        first, last = week_of_month(spec.nth, spec.month, spec.which, today)
+        if last < today:
+            raise NotUnderstood("that week has already passed")
+        return max(first, today), last, None
     if spec.kind == "week":
         if spec.which == "next":
             return next_monday, next_monday + timedelta(days=6), None
         return today, monday + timedelta(days=6), None
     if spec.kind == "month":
         if spec.which == "next":
-            start = _add_months(today.replace(day=1), 1)
+            start = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
             return start, start.replace(day=calendar.monthrange(start.year, start.month)[1]), None
         return today, today.replace(day=calendar.monthrange(today.year, today.month)[1]), None
+    if spec.kind == "end_of_month":
+        base = today if spec.which == "this" else (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+        last = base.replace(day=calendar.monthrange(base.year, base.month)[1])
+        return max(last - timedelta(days=6), today), last, None
     if spec.kind == "end_of_week":
         base = next_monday if spec.which == "next" else monday
         return max(base + timedelta(days=4), today), base + timedelta(days=6), None
@@ -397,8 +421,21 @@ def _reading(text: str, spans: list[_Span], ctx: _Context) -> CallbackReading:
     reasons = _unique([s.why for s in rest if s.why])
     if not ctx.ahead(_end(primary)):
         reasons.append("already past when the call ended")
-    alternatives = tuple(CallbackReading(text, CallbackStatus.OK, s.grain, s.earliest, s.latest) for s in rest)
+    alternatives = tuple(
+        CallbackReading(
+            text, CallbackStatus.OK, s.grain, s.earliest, s.latest, note=s.note, tolerance_minutes=s.tolerance
+        )
+        for s in rest
+    )
     status = CallbackStatus.AMBIGUOUS if alternatives else CallbackStatus.OK
     return CallbackReading(
-        text, status, primary.grain, primary.earliest, primary.latest, alternatives, "; ".join(reasons)
+        text,
+        status,
+        primary.grain,
+        primary.earliest,
+        primary.latest,
+        alternatives,
+        "; ".join(reasons),
+        note=primary.note,
+        tolerance_minutes=primary.tolerance,
     )

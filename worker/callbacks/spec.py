@@ -7,7 +7,7 @@ Keeping the two apart lets the grammar stay free of date arithmetic and the arit
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 Which = Literal["this", "next"]
@@ -27,10 +27,33 @@ class RelDay:
 
 @dataclass(frozen=True)
 class WeekdaySpec:
-    """A weekday (0 = Monday), with "next"/"this"/"coming" or no modifier."""
+    """A weekday (0 = Monday), with "next"/"this"/"coming"/"after_next" or no modifier; `count` > 1 for
+    "3 fridays from now" (the third occurrence after today)."""
 
     weekday: int
     mod: str | None
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class NthWeekdaySpec:
+    """ "first/second/last <weekday> of <month>": `nth` 1..5 or -1 (last); `month` 1..12, or None with
+    `which` naming this/next month ("the first Monday of next month")."""
+
+    nth: int
+    weekday: int
+    month: int | None
+    which: Which = "this"
+
+
+@dataclass(frozen=True)
+class MonthDayInSpec:
+    """ "the 20th of next month", "agle mahine 5 tarikh", "last day of February": a day of a given month.
+    `day` -1 is the month's last day; `month` None means this/next month by `which`."""
+
+    day: int
+    month: int | None
+    which: Which = "this"
 
 
 @dataclass(frozen=True)
@@ -57,15 +80,28 @@ class LaterDays:
     unit: Literal["day", "week", "month"]
 
 
-DaySpec = RelDay | WeekdaySpec | DateSpec | MonthDaySpec | LaterDays
+@dataclass(frozen=True)
+class FromDay:
+    """ "a week from tomorrow": `later` counted from a relative day instead of today."""
+
+    base: RelDay
+    later: LaterDays
+
+
+DaySpec = RelDay | WeekdaySpec | DateSpec | MonthDaySpec | LaterDays | NthWeekdaySpec | MonthDayInSpec | FromDay
+
+
+RangeKind = Literal["week", "month", "end_of_week", "end_of_month", "weekend", "week_of_month"]
 
 
 @dataclass(frozen=True)
 class RangeSpec:
     """Several days: this/next week, this/next month, end of (this/next) week, (this/next) weekend."""
 
-    kind: Literal["week", "month", "end_of_week", "weekend"]
+    kind: RangeKind
     which: Which
+    nth: int = 0  # week_of_month: 1..5 or -1 (last)
+    month: int | None = None  # week_of_month: the month said (None: this/next month by `which`)
 
 
 @dataclass(frozen=True)
@@ -76,6 +112,16 @@ class TimeSpec:
     minute: int
     mode: TimeMode
     second: int = 0
+    approx: bool = False  # "around 5", "4ish": the Task notes a tolerance
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """A window of the day: "between 2 and 3" (both ends), "after 2" / "11 ke baad" (start only), "before 1"
+    (end only). The Task falls due at its start."""
+
+    start: TimeSpec | None
+    end: TimeSpec | None
 
 
 @dataclass
@@ -85,6 +131,10 @@ class Spec:
     days: list[DaySpec] = field(default_factory=list)
     ranges: list[RangeSpec] = field(default_factory=list)
     times: list[TimeSpec] = field(default_factory=list)
+    windows: list[WindowSpec] = field(default_factory=list)
+    moments: list[datetime] = field(default_factory=list)  # machine times with an offset ("...+05:30", "Z")
+    said_offset: int | None = None  # "10 am IST": the UTC offset (minutes) the caller's clock time is in
+    negated: list[str] = field(default_factory=list)  # what a "not"/"nahi" took back ("not Monday, Tuesday")
     parts: list[str] = field(default_factory=list)
     offsets: list[timedelta] = field(default_factory=list)
     same_time: bool = False
