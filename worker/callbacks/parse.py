@@ -80,7 +80,8 @@ class _Walk(ClockRules):
         del s.days[sizes[0] :], s.ranges[sizes[1] :], s.times[sizes[2] :], s.windows[sizes[3] :]
         del s.parts[sizes[4] :], s.offsets[sizes[5] :], s.moments[sizes[6] :]
         s.same_time = bool(sizes[7]) and s.same_time
-        s.negated.append(said)
+        if said:
+            s.negated.append(said)
 
     def negation(self, tok: Tok) -> None:
         if tok.value == "post" and self.last_read is not None:
@@ -133,7 +134,6 @@ class _Walk(ClockRules):
             else:
                 raise NotUnderstood(f"'{tok.text}' not understood here")
         if self.negate_next or (self.after_negation is not None and self.sizes() == self.after_negation):
-            self.spec.negated.append("nothing said after the negation")
             self.take_back((0,) * 8, "")
         elif self.after_negation is not None:
             self.correct(self.after_negation)

@@ -109,7 +109,7 @@ def resolve(text: str, spec: Spec, reference: datetime) -> CallbackReading:
         if spec.words == 0:
             raise NotUnderstood("empty phrase")
         why = (
-            (spec.negated and f"negated ({', '.join(spec.negated)}), no other time given")
+            (spec.negated and f"a negation ('{', '.join(spec.negated)}') and no other time")
             or (spec.events and f"after {spec.events[0]}")
             or ", ".join(spec.dismissals)
             or "no time given"

@@ -4,8 +4,11 @@ Rules:
 1. Base instant: INSTANT -> the instant; PART_OF_DAY -> the part's start (step 2 clamps it into calling
    hours: morning 06:00 -> 09:00, tonight 18:00 stays); DAY and RANGE -> `default_time` on the (first)
    day; VAGUE and UNPARSED -> `default_time` on the next working day after `now`, for a human.
-2. Calling window (local to the workspace zone, the zone of `reference`): before its start -> its start the
-   same day; at or after its end -> its start the next day.
+2. Calling window (local to the workspace zone, the zone of `reference`), inclusive at both ends (9 pm
+   with 09:00-21:00 stays 21:00): before its start -> its start the same day; after its end -> its start
+   the next day. A WINDOW reading ("between 2 and 3", "after 11") falls due at its start.
+   Explicit days stay explicit: working days decide only where vague and unparsed readings fall (a caller
+   who asks for Sunday gets Sunday).
 3. Never in the past: before `now` -> the next calling-window slot at or after `now` (now itself when
    inside the window, else the window's next start).
 Every move is written into `note`. `due` is returned in UTC, `activity_date` is its date in the zone.
@@ -61,7 +64,9 @@ def schedule_followup(
 
     inside = _into_window(due, opens, closes, zone)
     if inside != due:
-        notes.append(f"moved into calling window {opens:%H:%M}-{closes:%H:%M}")
+        notes.append(
+            f"outside calling window {opens:%H:%M}-{closes:%H:%M}: moved to its next opening {inside:%a %d %b %H:%M}"
+        )
         due = inside
     if due.timestamp() < now.timestamp():
         slot = _into_window(local_now, opens, closes, zone)
@@ -83,11 +88,11 @@ def _at(day: date, clock: time, zone: tzinfo) -> datetime:
 
 
 def _into_window(moment: datetime, opens: time, closes: time, zone: tzinfo) -> datetime:
-    """`moment` if inside [opens, closes) local time, else the window's next opening."""
+    """`moment` if inside [opens, closes] local time (both ends included), else the window's next opening."""
     local = moment.astimezone(zone)
     if local.time() < opens:
         return _at(local.date(), opens, zone)
-    if local.time() >= closes:
+    if local.time() > closes:
         return _at(local.date() + timedelta(days=1), opens, zone)
     return local
 

@@ -56,7 +56,7 @@ def test_instant_is_due_as_said() -> None:
 def test_morning_is_clamped_to_window_start() -> None:
     f = follow_up("tomorrow morning")
     assert f.due == utc(2024, 12, 26, 3, 30)  # 09:00 IST
-    assert "moved into calling window 09:00-21:00" in f.note
+    assert "outside calling window 09:00-21:00: moved to its next opening" in f.note
 
 
 def test_evening_starts_at_16() -> None:
@@ -121,7 +121,7 @@ def test_after_window_moves_to_next_morning() -> None:
     f = follow_up("tonight at 10")
     assert f.due == utc(2024, 12, 26, 3, 30)  # 09:00 IST next day
     assert f.activity_date == date(2024, 12, 26)
-    assert "moved into calling window 09:00-21:00" in f.note
+    assert "outside calling window 09:00-21:00: moved to its next opening" in f.note
 
 
 def test_before_window_moves_to_window_start_same_day() -> None:
@@ -129,8 +129,16 @@ def test_before_window_moves_to_window_start_same_day() -> None:
     assert f.due == utc(2024, 12, 26, 3, 30)
 
 
-def test_window_end_itself_is_outside() -> None:
-    assert follow_up("aaj raat 9 baje").due == utc(2024, 12, 26, 3, 30)  # 21:00 -> next day 09:00
+def test_window_is_inclusive_at_its_end() -> None:
+    f = follow_up("aaj raat 9 baje")  # 21:00 with a 09:00-21:00 window: 21:00, not the next morning
+    assert f.due == utc(2024, 12, 25, 15, 30)
+    assert "outside calling window" not in f.note
+
+
+def test_a_minute_after_the_window_moves_to_its_next_opening() -> None:
+    f = follow_up("aaj raat 9:01 baje")
+    assert f.due == utc(2024, 12, 26, 3, 30)
+    assert "outside calling window 09:00-21:00: moved to its next opening Thu 26 Dec 09:00" in f.note
 
 
 # ------------------------------------------------------------------------------------------ past times

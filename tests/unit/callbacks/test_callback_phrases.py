@@ -1,6 +1,8 @@
 """Every phrase of the development reference set must be read acceptably, with no wrong guesses.
 
-Judging lives in worker.callbacks.evaluate (shared with bench/callback_accuracy.py)."""
+Judging lives in worker.callbacks.evaluate (shared with bench/callback_accuracy.py and bench/callback_corpus.py).
+The set is the shared reference file, copied into tests/fixtures/reference/ (tests read nothing outside the
+repository)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pytest
 from worker.callbacks import CallbackReading, parse_callback_time
 from worker.callbacks.evaluate import judge, load_cases, run_case
 
-DEV_SET = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "callback-phrases-dev.jsonl"
+DEV_SET = Path(__file__).resolve().parents[2] / "fixtures" / "reference" / "callback-phrases-dev.jsonl"
 CASES = load_cases(DEV_SET)
 
 
