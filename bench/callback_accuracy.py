@@ -21,7 +21,7 @@ DEFAULT_PATH = REPO_ROOT / "tests" / "fixtures" / "reference" / "callback-phrase
 if str(REPO_ROOT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(REPO_ROOT))
 
-from worker.callbacks.evaluate import CaseResult, load_cases, run_cases  # noqa: E402
+from worker.callbacks.evaluate import CaseResult, parse_cases, run_cases  # noqa: E402
 
 
 def report(results: list[CaseResult]) -> str:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_PATH, help="JSONL reference file")
     args = parser.parse_args(argv)
-    results = list(run_cases(load_cases(args.path)))
+    results = list(run_cases(parse_cases(args.path.read_text(encoding="utf-8"))))
     print(report(results))
     return 1 if any(r.verdict == "wrong" for r in results) else 0
 

@@ -30,7 +30,7 @@ HELDOUT = FIXTURES / "callbacks" / "heldout.jsonl"
 if str(REPO_ROOT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(REPO_ROOT))
 
-from worker.callbacks.evaluate import CaseResult, load_cases, run_cases  # noqa: E402
+from worker.callbacks.evaluate import CaseResult, parse_cases, run_cases  # noqa: E402
 
 _LABEL = {"accepted": "accepted", "wrong": "wrong", "missed": "abstained"}
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = list(args.paths or DEFAULT_PATHS) + ([HELDOUT] if args.heldout else [])
     wrong = 0
     for path in paths:
-        results = list(run_cases(load_cases(path)))
+        results = list(run_cases(parse_cases(path.read_text(encoding="utf-8"))))
         wrong += sum(r.verdict == "wrong" for r in results)
         print("\n".join(report(path.name, results, listing=args.list)))
     return 1 if wrong else 0

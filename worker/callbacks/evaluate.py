@@ -18,7 +18,6 @@ import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
-from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -94,10 +93,9 @@ class CaseResult:
     exact: bool
 
 
-def load_cases(path: Path) -> list[dict[str, Any]]:
-    """The cases of a JSONL reference file (blank lines skipped)."""
-    with path.open(encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+def parse_cases(text: str) -> list[dict[str, Any]]:
+    """The cases of a JSONL reference file's text (blank lines skipped); the caller reads the file."""
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def run_case(case: Mapping[str, Any]) -> CaseResult:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from worker.callbacks.evaluate import CaseResult, load_cases, run_case, run_cases
+from worker.callbacks.evaluate import CaseResult, parse_cases, run_case, run_cases
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 FILES = {
@@ -27,12 +27,12 @@ FILES = {
 # accepted phrases per file as measured (bench/callback_corpus.py --heldout); lower only with a reason
 FLOORS = {"dev": 70, "corpus": 490, "heldout": 0, "duckling": 218}
 MIN_SIZES = {"dev": 70, "corpus": 400, "heldout": 100, "duckling": 200}
-CORPUS = load_cases(FILES["corpus"])
+CORPUS = parse_cases(FILES["corpus"].read_text(encoding="utf-8"))
 
 
 @cache
 def results(name: str) -> tuple[CaseResult, ...]:
-    return tuple(run_cases(load_cases(FILES[name])))
+    return tuple(run_cases(parse_cases(FILES[name].read_text(encoding="utf-8"))))
 
 
 def _explain(r: CaseResult) -> str:
@@ -41,7 +41,7 @@ def _explain(r: CaseResult) -> str:
 
 @pytest.mark.parametrize("name", FILES)
 def test_fixture_is_well_formed(name: str) -> None:
-    cases = load_cases(FILES[name])
+    cases = parse_cases(FILES[name].read_text(encoding="utf-8"))
     assert len(cases) >= MIN_SIZES[name]
     for case in cases:
         assert {"text", "ref", "tz", "accept", "lang"} <= case.keys(), case

@@ -14,10 +14,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from worker.callbacks import CallbackReading, parse_callback_time
-from worker.callbacks.evaluate import judge, load_cases, run_case
+from worker.callbacks.evaluate import judge, parse_cases, run_case
 
 DEV_SET = Path(__file__).resolve().parents[2] / "fixtures" / "reference" / "callback-phrases-dev.jsonl"
-CASES = load_cases(DEV_SET)
+CASES = parse_cases(DEV_SET.read_text(encoding="utf-8"))
 
 
 def test_dev_set_is_present() -> None:

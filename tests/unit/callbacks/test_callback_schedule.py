@@ -260,3 +260,38 @@ def test_due_is_never_past_and_always_inside_the_window(
     assert f.needs_human == (reading.status in ("vague", "unparsed"))
     assert f.confirm_time == (reading.status == "ambiguous")
     assert "\n" not in f.note
+
+
+# ------------------------------------------------------------------------ windows, explicit days (issue 14)
+def test_a_window_falls_due_at_its_start_and_the_description_names_it() -> None:
+    f = follow_up("kal 3 se 4 ke beech")
+    assert f.due == utc(2024, 12, 26, 9, 30)  # 15:00 IST
+    assert "between 15:00 and 16:00" in f.note and not f.confirm_time
+
+
+def test_an_open_window_before_the_calling_window_moves_to_its_opening() -> None:
+    f = follow_up("tomorrow before 12")  # from 08:00: the calling window opens at 09:00
+    assert f.due == utc(2024, 12, 26, 3, 30)
+    assert "before 12:00" in f.note and "moved to its next opening" in f.note
+
+
+def test_an_approximate_time_notes_its_tolerance() -> None:
+    f = follow_up("kal 5 baje ke aas paas")
+    assert f.due == utc(2024, 12, 26, 11, 30)
+    assert "give or take 30 min" in f.note
+
+
+def test_an_explicit_sunday_stays_sunday_though_not_a_working_day() -> None:
+    f = follow_up("Sunday at 11", working_days=frozenset(range(6)))  # Mon-Sat
+    assert f.activity_date == date(2024, 12, 29) and f.activity_date.weekday() == 6
+    assert f.due == utc(2024, 12, 29, 5, 30)
+
+
+def test_a_vague_phrase_on_saturday_falls_on_monday_when_sunday_is_off() -> None:
+    f = follow_up("baad mein", reference=datetime(2024, 12, 28, 11, 0, tzinfo=IST))
+    assert f.activity_date == date(2024, 12, 30) and f.needs_human
+
+
+def test_nine_pm_stays_nine_pm_at_the_window_end() -> None:
+    f = follow_up("tomorrow 9 pm")
+    assert f.due == utc(2024, 12, 26, 15, 30)  # 21:00 IST, not 09:00 on the 27th
