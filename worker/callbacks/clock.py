@@ -34,7 +34,7 @@ class ClockRules(Cursor):
     # ----------------------------------------------------------------------------------------- windows
     def window(self) -> bool:
         """between T and T / from T to T / T to T / T se T (ke beech|tak) / after T / T ke baad / before T /
-        T se pehle."""
+        T se pehle / T tak."""
         t0 = self.tag()
         if t0 in (Tag.BETWEEN, Tag.FROM):
             first = self.clock_at(1, marked=True)
@@ -67,7 +67,7 @@ class ClockRules(Cursor):
             return self.add_window(WindowSpec(spec, second[0]), end)
         if self.tag(j) is Tag.POST_AFTER:
             return self.add_window(WindowSpec(spec, None), j + 1)
-        if self.tag(j) is Tag.BEFORE:
+        if self.tag(j) in (Tag.BEFORE, Tag.TAK):  # "12 baje se pehle", "7 baje tak" (by 7)
             return self.add_window(WindowSpec(None, spec), j + 1)
         return False
 

@@ -287,7 +287,8 @@ SIMPLE: Mapping[str, Tag] = {
     "in": Tag.IN, "within": Tag.IN, "in about": Tag.IN, "in around": Tag.IN, "in another": Tag.IN,
     "after": Tag.AFTER, "aftr": Tag.AFTER, "after about": Tag.AFTER, "after around": Tag.AFTER,
     "before": Tag.BEFORE, "pehle": Tag.BEFORE, "pahle": Tag.BEFORE, "ke pehle": Tag.BEFORE,
-    "se pehle": Tag.BEFORE, "पहले": Tag.BEFORE,
+    "se pehle": Tag.BEFORE, "पहले": Tag.BEFORE, "se pahle": Tag.BEFORE, "ke pahle": Tag.BEFORE,
+    "से पहले": Tag.BEFORE, "के पहले": Tag.BEFORE,
     "mein": Tag.POST_IN, "me": Tag.POST_IN, "mei": Tag.POST_IN, "में": Tag.POST_IN,
     "andar": Tag.POST_IN, "ke andar": Tag.POST_IN, "के अंदर": Tag.POST_IN,
     "baad": Tag.POST_AFTER, "ke baad": Tag.POST_AFTER, "ke bad": Tag.POST_AFTER, "bad": Tag.POST_AFTER,
@@ -397,7 +398,7 @@ FILLERS: frozenset[str] = frozenset(
         contact reach connect sharp exactly time ka ki ke hoon hun hu hai hain ho main mai mujhe muje
         mereko mujhko humko aap aapko apko tum try again dobara fir phir hamein let lets only sirf wala wali
         wale thank thanks dhanyavad shukriya theek thik sure yeah yaa haa tab tabhi karte karenge
-        karunga karungi karega karegi raha rahi rahe please but sorry more another wala vala vale wali
+        karunga karungi karega karegi raha rahi rahe please but sorry more another callback wala vala vale wali
         उस वाले वाली वाला
         कॉल फोन फ़ोन करना करो करें कीजिए कीजिये कर दीजिए को जी पे पर मुझे मैं हूं हूँ है हैं के का की से तक
         """

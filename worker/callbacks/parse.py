@@ -206,7 +206,7 @@ class _Walk(ClockRules):
             found = (found[0], found[1] + 1)  # "in 2 more minutes"
         if found is None or self.tag(k + found[1]) is not Tag.UNIT:
             return False
-        if k == 0 and self.tag() is Tag.NUM and len(self.text()) in (3, 4) and self.unit_is(1, "hour"):
+        if k == 0 and self.text().isdigit() and len(self.text()) in (3, 4) and self.unit_is(1, "hour"):
             return False  # "1745 hrs" is a clock time
         amount, used = found
         k += used
@@ -223,7 +223,7 @@ class _Walk(ClockRules):
         elif self.tag(k) in (Tag.POST_IN, Tag.POST_AFTER, Tag.LATER):
             k += 1
         if amount is None:
-            self.spec.events.append(f"a few {unit}s")
+            self.spec.events.append(f"in a few {unit}s")
             return self.done(k, "other")
         if unit in _CLOCK_UNITS and base is None:
             offset = timedelta(minutes=amount * _CLOCK_UNITS[unit])
@@ -251,11 +251,13 @@ class _Walk(ClockRules):
         if self.tag(k) is not Tag.EVENT:
             return False
         event, anchored = self.sval(k), k == 1
+        relation = "before" if self.tag() is Tag.BEFORE else "after"
         k += 1
         if self.tag(k) in (Tag.POST_AFTER, Tag.BEFORE, Tag.LATER):
+            relation = "before" if self.tag(k) is Tag.BEFORE else "after"
             k, anchored = k + 1, True
         if anchored or event not in STATE_EVENTS:
-            self.spec.events.append(event)
+            self.spec.events.append(f"{relation} {event}" if anchored else event)
         else:
             self.spec.dismissals.append(f"at {event}")  # "meeting mein hoon": where, not when
         return self.done(k, "other")

@@ -110,7 +110,7 @@ def resolve(text: str, spec: Spec, reference: datetime) -> CallbackReading:
             raise NotUnderstood("empty phrase")
         why = (
             (spec.negated and f"a negation ('{', '.join(spec.negated)}') and no other time")
-            or (spec.events and f"after {spec.events[0]}")
+            or (spec.events and spec.events[0])
             or ", ".join(spec.dismissals)
             or "no time given"
         )
@@ -256,10 +256,8 @@ def _window_on(day: date, w: WindowSpec, part: str | None, ctx: _Context) -> _Sp
     latest = ctx.at_minutes(day, end) if end is not None else ctx.at(day + timedelta(days=1), time())
     if start is None:  # "before 1": from the working morning; "before 8 am": the two hours before
         earliest = min(ctx.at(day, _OPEN_START), latest - _OPEN_SPAN)
-        if day == ctx.today and ctx.reference > earliest:
-            earliest = ctx.reference
-        if not earliest < latest:
-            earliest = latest
+        if earliest < ctx.reference < latest:
+            earliest = ctx.reference  # "before 1" said at 10:15: from now
         note = f"before {latest:%H:%M}"
     else:
         earliest = ctx.at_minutes(day, start)

@@ -139,5 +139,5 @@ class Spec:
     offsets: list[timedelta] = field(default_factory=list)
     same_time: bool = False
     dismissals: list[str] = field(default_factory=list)  # "not now", "later": dropped if a time is given
-    events: list[str] = field(default_factory=list)  # "after lunch": a time that cannot be placed
+    events: list[str] = field(default_factory=list)  # "after lunch", "in a few hours": cannot be placed
     words: int = 0  # how many tokens the phrase had (0: empty phrase)
