@@ -38,6 +38,8 @@ class ClockRules(Cursor):
         t0 = self.tag()
         if t0 in (Tag.BETWEEN, Tag.FROM):
             first = self.clock_at(1, marked=True)
+            if first is not None and t0 is Tag.FROM and self.tag(first[1]) not in (Tag.AND, Tag.TO, Tag.SE):
+                return self.add_window(WindowSpec(first[0], None), first[1])  # "from 2 pm", "since 2pm"
             if first is None or self.tag(first[1]) not in (Tag.AND, Tag.TO, Tag.SE):
                 return False
             second = self.clock_at(first[1] + 1, marked=True)
@@ -45,13 +47,14 @@ class ClockRules(Cursor):
                 raise NotUnderstood("a window needs two times")
             end = second[1] + (1 if self.tag(second[1]) in _WINDOW_CLOSE else 0)
             return self.add_window(WindowSpec(first[0], second[0]), end)
-        if t0 in (Tag.AFTER, Tag.BEFORE):
+        if t0 in (Tag.AFTER, Tag.BEFORE, Tag.FROM, Tag.TO):  # after/from/since 2 pm, before/until/till 5
             k = 2 if self.tag(1) in (Tag.APPROX, Tag.HOURMARK) else 1
             found = self.clock_at(k, marked=True)
             if found is None:
                 return False
             spec, end = found
-            return self.add_window(WindowSpec(spec, None) if t0 is Tag.AFTER else WindowSpec(None, spec), end)
+            opens = t0 in (Tag.AFTER, Tag.FROM)
+            return self.add_window(WindowSpec(spec, None) if opens else WindowSpec(None, spec), end)
         lead = 1 if self.tag() in (Tag.HOURMARK, Tag.APPROX) else 0  # "around 10-11"
         if self.tag(lead) not in (Tag.NUM, Tag.CLOCK, Tag.FRAC, Tag.FRACNUM, Tag.NOON):
             return False

@@ -151,6 +151,20 @@ def week_of_month(nth: int, month: int | None, which: Which, today: date) -> tup
     return first, end
 
 
+def part_of_month(phase: str, month: int | None, which: Which, today: date) -> tuple[date, date]:
+    """ "beginning of next month" days 1-7, "mid March" 10-20, "end of the month" its last 7 days; a month
+    said by name that is over this year is next year's."""
+    year, m = month_of(month, which, today)
+    last = calendar.monthrange(year, m)[1]
+    first_day, last_day = {"start": (1, 7), "mid": (10, 20), "end": (last - 6, last)}[phase]
+    first, end = date(year, m, first_day), date(year, m, last_day)
+    if end < today and month is not None:
+        return part_of_month(phase, month, which, date(today.year + 1, 1, 1))
+    if end < today:
+        raise NotUnderstood("that part of the month has passed")
+    return first, end
+
+
 def calendar_date(d: int, m: int, y: int | None, today: date) -> date:
     said = f"{d:02d}/{m:02d}" + (f"/{y}" if y else "")
     if y is not None:

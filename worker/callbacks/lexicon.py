@@ -60,7 +60,8 @@ class Tag(StrEnum):
     PAST_PART = "past_part"  # "half past", "quarter past"; value: minutes
     TO_PART = "to_part"  # "quarter to"; value: minutes before the hour
     SAME_TIME = "same_time"  # "same time", "isi time"
-    END_OF = "end_of"  # "end of (the)" before week
+    END_OF = "end_of"  # "end of (the)", "beginning of", "mid" before week/month; value: "end"|"start"|"mid"
+    WITHIN = "within"  # "within 2 hours": any time up to then
     END_POST = "end_post"  # "ke end mein" after hafte
     WEEKEND = "weekend"
     TARIKH = "tarikh"  # "30 tarikh": day of the month
@@ -277,14 +278,16 @@ SIMPLE: Mapping[str, Tag] = {
     "करीब": Tag.APPROX, "aaspaas": Tag.APPROX, "aaspas": Tag.APPROX, "aas pass": Tag.APPROX,
     "ke aaspaas": Tag.APPROX, "आसपास": Tag.APPROX, "आस पास": Tag.APPROX, "के आसपास": Tag.APPROX,
     "के करीब": Tag.APPROX, "के आस पास": Tag.APPROX, "ish": Tag.APPROX, "or so": Tag.APPROX,
-    "past": Tag.PAST, "to": Tag.TO, "till": Tag.TO, "until": Tag.TO, "from": Tag.FROM,
+    "past": Tag.PAST, "to": Tag.TO, "till": Tag.TO, "until": Tag.TO, "untill": Tag.TO, "upto": Tag.TO,
+    "up to": Tag.TO, "from": Tag.FROM, "since": Tag.FROM,
     "between": Tag.BETWEEN, "betwen": Tag.BETWEEN, "in between": Tag.BETWEEN, "and": Tag.AND,
     "aur": Tag.AND, "se": Tag.SE, "से": Tag.SE, "tak": Tag.TAK, "तक": Tag.TAK,
     "ke beech": Tag.BEECH, "ke bich": Tag.BEECH, "ke beech mein": Tag.BEECH, "ke beech me": Tag.BEECH,
     "ke bich mein": Tag.BEECH, "ke bich me": Tag.BEECH, "beech": Tag.BEECH, "bich": Tag.BEECH,
     "beech mein": Tag.BEECH, "के बीच": Tag.BEECH, "के बीच में": Tag.BEECH, "बीच": Tag.BEECH,
     "बीच में": Tag.BEECH,
-    "in": Tag.IN, "within": Tag.IN, "in about": Tag.IN, "in around": Tag.IN, "in another": Tag.IN,
+    "in": Tag.IN, "within": Tag.WITHIN, "within the next": Tag.WITHIN, "in the next": Tag.WITHIN,
+    "in about": Tag.IN, "in around": Tag.IN, "in another": Tag.IN,
     "after": Tag.AFTER, "aftr": Tag.AFTER, "after about": Tag.AFTER, "after around": Tag.AFTER,
     "before": Tag.BEFORE, "pehle": Tag.BEFORE, "pahle": Tag.BEFORE, "ke pehle": Tag.BEFORE,
     "se pehle": Tag.BEFORE, "पहले": Tag.BEFORE, "se pahle": Tag.BEFORE, "ke pahle": Tag.BEFORE,
@@ -305,8 +308,7 @@ SIMPLE: Mapping[str, Tag] = {
     "is time": Tag.SAME_TIME, "iss time": Tag.SAME_TIME, "is samay": Tag.SAME_TIME,
     "is waqt": Tag.SAME_TIME, "isi time pe": Tag.SAME_TIME, "इस समय": Tag.SAME_TIME,
     "इसी समय": Tag.SAME_TIME, "इसी टाइम": Tag.SAME_TIME,
-    "end of": Tag.END_OF, "end of the": Tag.END_OF, "by the end of": Tag.END_OF,
-    "by end of": Tag.END_OF, "by the end of the": Tag.END_OF,
+
     "ke end mein": Tag.END_POST, "ke end me": Tag.END_POST, "ke aakhir mein": Tag.END_POST,
     "ke aakhir me": Tag.END_POST, "ke akhir mein": Tag.END_POST, "ke ant mein": Tag.END_POST,
     "के आखिर में": Tag.END_POST, "के अंत में": Tag.END_POST,
@@ -317,6 +319,15 @@ SIMPLE: Mapping[str, Tag] = {
     "a few": Tag.FEW, "few": Tag.FEW, "kuch": Tag.FEW, "some": Tag.FEW, "several": Tag.FEW,
     "thoda": Tag.FEW, "thodi": Tag.FEW, "thode": Tag.FEW, "कुछ": Tag.FEW, "थोड़ी": Tag.FEW,
     "थोड़ा": Tag.FEW,
+}  # fmt: skip
+
+# "end of the week", "beginning of next month", "mid March": which part of a week or month.
+PHASES: Mapping[str, str] = {
+    "end of": "end", "end of the": "end", "by the end of": "end", "by end of": "end", "by the end of the": "end",
+    "at the end of": "end", "at the end of the": "end", "the end of": "end", "the end of the": "end",
+    "beginning of": "start", "the beginning of": "start", "beginning of the": "start", "start of": "start",
+    "the start of": "start", "start of the": "start", "at the beginning of": "start", "early": "start",
+    "mid": "mid", "middle of": "mid", "the middle of": "mid", "middle of the": "mid",
 }  # fmt: skip
 
 # Zone words with a fixed offset (minutes east of UTC); zones with daylight saving are not guessed.
@@ -430,6 +441,11 @@ _REWRITES: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"(?<![a-z])([ap])\s*\.\s*m\b\.?"), r"\1m"),  # p.m. / a. m.
     (re.compile(r"(?<=\d)([ap])(?![a-z\u0900-\u097f])"), r" \1m"),  # "3p", "3:18a"
     (re.compile(r"(?<=\d)'"), " min "),  # "in 15'"
+    # "9:30 - 11:00", "3:30-6 pm", "10–11": a span of hours (a bare "10-11" stays for the tokeniser)
+    (re.compile(r"(\d{1,2}(?:[:.]\d{2}|h\d{0,2}))\s*[-\u2013]\s*(?=\d)"), r"\1 to "),
+    (re.compile(r"(\d{1,2}(?:[:.]\d{2})?\s*[ap]m)\s*[-\u2013]\s*(?=\d)"), r"\1 to "),
+    (re.compile(r"(?<=\d)\s*[-\u2013]\s*(?=\d{1,2}(?:[:.]\d{2})?\s*(?:am|pm|baje|bje)\b)"), " to "),
+    (re.compile(r"(?<=\d)\s*\u2013\s*(?=\d)"), " to "),
     (re.compile(r"(?<=[a-z\u0900-\u097f])'(?=[a-z\u0900-\u097f])"), ""),  # i'm -> im, o'clock -> oclock
     # a leading "No," answers the agent ("No, call tomorrow"); "not tomorrow" / "kal nahi" stay negations
     (re.compile(r"^\s*(?:no|nope|nahi|nahin|nhi|नहीं)\s*[,.!]+"), " "),
@@ -453,6 +469,7 @@ def _entries() -> list[tuple[str, tuple[Tok, ...]]]:
     out += [(w, (Tok(Tag.FILLER),)) for w in FILLER_PHRASES]
     out += [(w, (Tok(tag),)) for w, tag in SIMPLE.items()]
     out += [(w, (Tok(Tag.NEG, side),)) for w, side in NEGATIONS.items()]
+    out += [(w, (Tok(Tag.END_OF, phase),)) for w, phase in PHASES.items()]
     out += [(w, (Tok(Tag.ZONE, offset),)) for w, offset in ZONES.items()]
     out += [(w, (Tok(Tag.NTH, n),)) for w, n in NTHS.items()]
     out += [(w, (Tok(Tag.NUM, n),)) for w, n in NUMBERS.items()]

@@ -32,6 +32,7 @@ from worker.callbacks.spec import (
     MonthDaySpec,
     NotUnderstood,
     NthWeekdaySpec,
+    Phase,
     RangeKind,
     RangeSpec,
     RelDay,
@@ -39,6 +40,7 @@ from worker.callbacks.spec import (
     TimeSpec,
     WeekdaySpec,
     Which,
+    WithinSpec,
 )
 from worker.callbacks.tokens import IsoValue, tokenise
 
@@ -54,6 +56,8 @@ _PLACE_UNITS: dict[str, Literal["day", "week", "month"]] = {"day": "day", "week"
 _CLOCK_UNITS = {"minute": 1, "hour": 60}
 _MAX_OFFSET = timedelta(days=3)  # "in 1400 hours" is no callback: a longer clock offset is unparsed
 _DAY_OF = frozenset({Tag.OF, Tag.IN})
+_PHASES: dict[str, Phase] = {"start": "start", "mid": "mid", "end": "end"}
+_WITHIN_POST = frozenset({"andar", "ke andar", "के अंदर"})
 _MORE = frozenset({"more", "another"})
 
 
@@ -71,14 +75,14 @@ class _Walk(ClockRules):
         s = self.spec
         return (
             len(s.days), len(s.ranges), len(s.times), len(s.windows), len(s.parts), len(s.offsets),
-            len(s.moments), int(s.same_time),
+            len(s.moments), int(s.same_time), len(s.within),
         )  # fmt: skip
 
     def take_back(self, sizes: tuple[int, ...], said: str) -> None:
         """Undo what was read since `sizes` (a negated part of the phrase)."""
         s = self.spec
         del s.days[sizes[0] :], s.ranges[sizes[1] :], s.times[sizes[2] :], s.windows[sizes[3] :]
-        del s.parts[sizes[4] :], s.offsets[sizes[5] :], s.moments[sizes[6] :]
+        del s.parts[sizes[4] :], s.offsets[sizes[5] :], s.moments[sizes[6] :], s.within[sizes[8] :]
         s.same_time = bool(sizes[7]) and s.same_time
         if said:
             s.negated.append(said)
@@ -134,7 +138,7 @@ class _Walk(ClockRules):
             else:
                 raise NotUnderstood(f"'{tok.text}' not understood here")
         if self.negate_next or (self.after_negation is not None and self.sizes() == self.after_negation):
-            self.take_back((0,) * 8, "")
+            self.take_back((0,) * 9, "")
         elif self.after_negation is not None:
             self.correct(self.after_negation)
         return self.spec
@@ -144,9 +148,9 @@ class _Walk(ClockRules):
         kal subah" -> kal subah (the day and the part are both said again)."""
         s = self.spec
         kinds: tuple[tuple[list[Any], ...], ...] = (
-            (s.days, s.ranges), (s.times, s.windows), (s.parts,), (s.offsets,), (s.moments,),
+            (s.days, s.ranges), (s.times, s.windows), (s.parts,), (s.offsets,), (s.moments,), (s.within,),
         )  # fmt: skip
-        positions = ((0, 1), (2, 3), (4,), (5,), (6,))
+        positions = ((0, 1), (2, 3), (4,), (5,), (6,), (8,))
         for lists, where in zip(kinds, positions, strict=True):
             earlier = [sizes[w] for w in where]
             if any(n > 0 for n in earlier) and any(len(lst) > n for lst, n in zip(lists, earlier, strict=True)):
@@ -199,7 +203,8 @@ class _Walk(ClockRules):
         "do din baad", "2 hours 30 minutes", "a week from tomorrow". A duration alone ("10 minutes") is a
         callback that far ahead too."""
         k = 0
-        if self.tag() in (Tag.IN, Tag.AFTER):
+        within = self.tag() is Tag.WITHIN
+        if self.tag() in (Tag.IN, Tag.AFTER, Tag.WITHIN):
             k = 2 if self.tag(1) in (Tag.HOURMARK, Tag.APPROX) else 1
         found = self.quantity(k)
         if found is not None and self.tag(k + found[1]) is Tag.FILLER and self.text(k + found[1]) in _MORE:
@@ -221,9 +226,18 @@ class _Walk(ClockRules):
         if self.tag(k) is Tag.FROM and self.tag(k + 1) is Tag.REL_DAY:
             base, k = RelDay(self.num(k + 1)), k + 2  # "a week from tomorrow"
         elif self.tag(k) in (Tag.POST_IN, Tag.POST_AFTER, Tag.LATER):
+            within = within or self.text(k) in _WITHIN_POST  # "do ghante ke andar"
             k += 1
         if amount is None:
             self.spec.events.append(f"in a few {unit}s")
+            return self.done(k, "other")
+        if within:  # "within 2 hours": any time from now up to then
+            if unit in _CLOCK_UNITS:
+                self.spec.within.append(WithinSpec(minutes=round(amount * _CLOCK_UNITS[unit])))
+            elif amount.is_integer() and unit in ("day", "week"):
+                self.spec.within.append(WithinSpec(days=int(amount) * (7 if unit == "week" else 1)))
+            else:
+                raise NotUnderstood(f"'within {amount:g} {unit}s' is too long a window")
             return self.done(k, "other")
         if unit in _CLOCK_UNITS and base is None:
             offset = timedelta(minutes=amount * _CLOCK_UNITS[unit])
@@ -345,22 +359,29 @@ class _Walk(ClockRules):
         """next week, agle hafte, is mahine, end of the week, hafte ke end mein, weekend; next/this/coming
         with a weekday ("next Friday") or a part of day ("this evening")."""
         if self.tag() is Tag.END_OF:
+            phase = _PHASES[self.sval()]
             which: Which = "this"
             k = 1
             if self.tag(1) is Tag.MOD:
                 which, k = _WHICH[self.sval(1)], 2
-            if self.tag(k) is Tag.WEEKEND or self.unit_is(k, "week", "month"):
-                kind: RangeKind = "end_of_month" if self.unit_is(k, "month") else "end_of_week"
-                self.spec.ranges.append(RangeSpec(kind, which))
+            if self.tag(k) is Tag.MONTH and k == 1:  # "end of April", "mid March"
+                self.spec.ranges.append(RangeSpec("part_of_month", "this", month=self.num(k), phase=phase))
                 return self.done(k + 1, "other")
-            raise NotUnderstood("only 'end of the week/month' is understood")
+            if self.tag(k) is Tag.WEEKEND or self.unit_is(k, "week", "month"):
+                kind: RangeKind = "part_of_month" if self.unit_is(k, "month") else "part_of_week"
+                if kind == "part_of_week" and phase == "end":
+                    kind = "end_of_week"
+                self.spec.ranges.append(RangeSpec(kind, which, phase=phase))
+                return self.done(k + 1, "other")
+            raise NotUnderstood("only the start, middle or end of a week or month is understood")
         mod = self.sval() if self.tag() is Tag.MOD else None
         k = 0 if mod is None else 1
         tk = self.tag(k)
         if self.unit_is(k, "week", "month"):
             which = "this" if mod is None else _WHICH[mod]
             if self.tag(k + 1) is Tag.END_POST:  # "agle hafte ke end mein", "mahine ke end mein"
-                self.spec.ranges.append(RangeSpec("end_of_week" if self.sval(k) == "week" else "end_of_month", which))
+                is_week = self.sval(k) == "week"
+                self.spec.ranges.append(RangeSpec("end_of_week" if is_week else "part_of_month", which, phase="end"))
                 return self.done(k + 2, "other")
             if mod is None:
                 return False

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import TypeVar
 
-from worker.callbacks.days import Day, resolve_day, week_of_month, weekday_month_day
+from worker.callbacks.days import Day, part_of_month, resolve_day, week_of_month, weekday_month_day
 from worker.callbacks.lexicon import PARTS, office_hour
 from worker.callbacks.reading import CallbackReading, CallbackStatus, Grain
 from worker.callbacks.spec import (
@@ -48,6 +48,7 @@ from worker.callbacks.spec import (
     TimeSpec,
     WeekdaySpec,
     WindowSpec,
+    WithinSpec,
 )
 
 _T = TypeVar("_T")
@@ -104,7 +105,7 @@ def resolve(text: str, spec: Spec, reference: datetime) -> CallbackReading:
     """The reading of `spec` against `reference`; raises NotUnderstood when the parts do not fit."""
     assert reference.tzinfo is not None
     ctx = _Context(reference.tzinfo, reference)
-    clock_said = bool(spec.times or spec.windows or spec.offsets or spec.moments)
+    clock_said = bool(spec.times or spec.windows or spec.offsets or spec.moments or spec.within)
     if not (clock_said or spec.parts or spec.same_time or spec.days or spec.ranges):
         if spec.words == 0:
             raise NotUnderstood("empty phrase")
@@ -154,6 +155,10 @@ def _spans(spec: Spec, ctx: _Context) -> list[_Span]:
             raise NotUnderstood("a machine time mixed with other times")
         moment = spec.moments[0].astimezone(ctx.zone)
         return [_Span(Grain.INSTANT, moment, moment)]
+    if spec.within:
+        if len(_unique(spec.within)) > 1 or days or ranges or times or parts or windows or spec.offsets:
+            raise NotUnderstood("'within' mixed with other times")
+        return [_within_span(spec.within[0], ctx)]
     if spec.offsets:
         others = [d for d in days if d != RelDay(0)]  # "today in one hour"
         if len(_unique(spec.offsets)) > 1 or others or ranges or times or parts or windows or spec.same_time:
@@ -177,6 +182,17 @@ def _spans(spec: Spec, ctx: _Context) -> list[_Span]:
     if not days:
         return _undated_spans(when, ctx)
     return _dated_spans(_combine_days(days, ctx), when, ctx)
+
+
+def _within_span(within: WithinSpec, ctx: _Context) -> _Span:
+    """ "within 2 hours": a window from now; "within 3 days": today up to the third day."""
+    if within.minutes:
+        end = (ctx.reference.astimezone(UTC) + timedelta(minutes=within.minutes)).astimezone(ctx.zone)
+        hours, minutes = divmod(within.minutes, 60)
+        said = f"{hours} h" if not minutes else f"{within.minutes} min"
+        return _Span(Grain.WINDOW, ctx.reference, end, note=f"within {said}, by {end:%H:%M}")
+    last = ctx.today + timedelta(days=within.days)
+    return _range_span(ctx.today, last, ctx)
 
 
 # ------------------------------------------------------------------------------------------------- days
@@ -390,10 +406,15 @@ def _range_dates(spec: RangeSpec, today: date) -> tuple[date, date, tuple[date, 
             start = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
             return start, start.replace(day=calendar.monthrange(start.year, start.month)[1]), None
         return today, today.replace(day=calendar.monthrange(today.year, today.month)[1]), None
-    if spec.kind == "end_of_month":
-        base = today if spec.which == "this" else (today.replace(day=1) + timedelta(days=32)).replace(day=1)
-        last = base.replace(day=calendar.monthrange(base.year, base.month)[1])
-        return max(last - timedelta(days=6), today), last, None
+    if spec.kind == "part_of_month":
+        first, last = part_of_month(spec.phase, spec.month, spec.which, today)
+        return max(first, today), last, None
+    if spec.kind == "part_of_week":  # start: Monday-Tuesday, middle: Wednesday-Thursday
+        base = next_monday if spec.which == "next" else monday
+        first = base + timedelta(days=0 if spec.phase == "start" else 2)
+        if first + timedelta(days=1) < today:
+            raise NotUnderstood("that part of the week has passed")
+        return max(first, today), first + timedelta(days=1), None
     if spec.kind == "end_of_week":
         base = next_monday if spec.which == "next" else monday
         return max(base + timedelta(days=4), today), base + timedelta(days=6), None

@@ -91,7 +91,8 @@ class FromDay:
 DaySpec = RelDay | WeekdaySpec | DateSpec | MonthDaySpec | LaterDays | NthWeekdaySpec | MonthDayInSpec | FromDay
 
 
-RangeKind = Literal["week", "month", "end_of_week", "end_of_month", "weekend", "week_of_month"]
+RangeKind = Literal["week", "month", "end_of_week", "part_of_week", "part_of_month", "weekend", "week_of_month"]
+Phase = Literal["start", "mid", "end"]
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,8 @@ class RangeSpec:
     kind: RangeKind
     which: Which
     nth: int = 0  # week_of_month: 1..5 or -1 (last)
-    month: int | None = None  # week_of_month: the month said (None: this/next month by `which`)
+    month: int | None = None  # week_of_month/part_of_month: the month said (None: this/next by `which`)
+    phase: Phase = "end"  # part_of_week/part_of_month: its start, middle or end
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,14 @@ class WindowSpec:
     end: TimeSpec | None
 
 
+@dataclass(frozen=True)
+class WithinSpec:
+    """ "within 2 hours/days": any time from now up to then (a window, or a range of days)."""
+
+    minutes: int = 0
+    days: int = 0
+
+
 @dataclass
 class Spec:
     """Everything the grammar found, in the order said (duplicates possible; `resolve` checks them)."""
@@ -137,6 +147,7 @@ class Spec:
     negated: list[str] = field(default_factory=list)  # what a "not"/"nahi" took back ("not Monday, Tuesday")
     parts: list[str] = field(default_factory=list)
     offsets: list[timedelta] = field(default_factory=list)
+    within: list[WithinSpec] = field(default_factory=list)
     same_time: bool = False
     dismissals: list[str] = field(default_factory=list)  # "not now", "later": dropped if a time is given
     events: list[str] = field(default_factory=list)  # "after lunch", "in a few hours": cannot be placed
