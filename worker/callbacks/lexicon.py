@@ -333,6 +333,7 @@ PHASES: Mapping[str, str] = {
 # Zone words with a fixed offset (minutes east of UTC); zones with daylight saving are not guessed.
 ZONES: Mapping[str, int] = {
     "ist": 330, "india time": 330, "indian time": 330, "indian standard time": 330, "utc": 0, "gmt": 0,
+    "asia kolkata": 330, "asia calcutta": 330,
 }  # fmt: skip
 
 # Negations: an English one takes back the time after it ("not Monday, Tuesday"), a Hindi one the time
@@ -357,6 +358,10 @@ DISMISSALS: Mapping[str, str] = {
     "abhi busy": "busy now", "abhi busy hoon": "busy now", "abhi busy hu": "busy now",
     "busy right now": "busy now", "right now": "not now", "abhi": "not now", "अभी": "not now",
     "not today": "not today", "aaj nahi": "not today", "आज नहीं": "not today",
+    # what an LLM writes when the caller gave no time
+    "not specified": "no time given", "unspecified": "no time given", "not mentioned": "no time given",
+    "n a": "no time given", "none": "no time given", "null": "no time given", "unknown": "no time given",
+    "not given": "no time given", "no time given": "no time given", "not provided": "no time given",
     "anytime": "any time", "any time": "any time", "kabhi bhi": "any time", "kisi bhi time": "any time",
     "whenever": "any time", "whenever you want": "any time", "कभी भी": "any time",
     "when im free": "when free", "when i am free": "when free", "when i get free": "when free",
@@ -409,7 +414,9 @@ FILLERS: frozenset[str] = frozenset(
         contact reach connect sharp exactly time ka ki ke hoon hun hu hai hain ho main mai mujhe muje
         mereko mujhko humko aap aapko apko tum try again dobara fir phir hamein let lets only sirf wala wali
         wale thank thanks dhanyavad shukriya theek thik sure yeah yaa haa tab tabhi karte karenge
-        karunga karungi karega karegi raha rahi rahe please but sorry more another callback wala vala vale wali
+        karunga karungi karega karegi raha rahi rahe please but sorry more another callback wala
+        customer caller client lead user he she they asked asks wants wanted requested request requests
+        prefers preferred vala vale wali
         उस वाले वाली वाला
         कॉल फोन फ़ोन करना करो करें कीजिए कीजिये कर दीजिए को जी पे पर मुझे मैं हूं हूँ है हैं के का की से तक
         """
@@ -421,7 +428,8 @@ FILLER_PHRASES: tuple[str, ...] = (
     "kar do", "kar dena", "kar dijiye", "kar lena", "kar lo", "kar sakte ho", "i am", "i will",
     "thank you", "call me", "call back", "give me a call", "give a call", "give me a ring", "can you",
     "could you", "please call", "try again", "in a meeting", "at work", "wale din", "vale din",
-    "wala din", "vala din", "वाले दिन", "ke din", "के दिन", "make it", "lets say", "let us say", "say", "maybe at",
+    "wala din", "vala din", "वाले दिन", "ke din", "के दिन", "would like", "to be", "be called",
+    "a callback", "call back at", "callback time", "make it", "lets say", "let us say", "say", "maybe at",
 )  # fmt: skip
 
 

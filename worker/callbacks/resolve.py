@@ -119,7 +119,7 @@ def resolve(text: str, spec: Spec, reference: datetime) -> CallbackReading:
     if spec.events and not clock_said:
         return _vague(text, f"day given but the time is vague ({spec.events[0]})")
     spans = _spans(spec, ctx)
-    if spec.said_offset is not None:
+    if spec.said_offset is not None and not spec.moments:  # a machine time carries its own offset
         spans = [_in_offset(s, spec.said_offset, ctx) for s in spans]
     return _reading(text, spans, ctx)
 
@@ -148,6 +148,10 @@ def _spans(spec: Spec, ctx: _Context) -> list[_Span]:
     """The primary span first, then the alternatives."""
     days, ranges, times, parts = (_unique(x) for x in (spec.days, spec.ranges, spec.times, spec.parts))
     windows = _unique(spec.windows)
+    if len(times) > 1 and len(parts) <= 1:  # "kal 11 baje (tomorrow 11 AM)": the same time said twice
+        same = {(_hours(t, parts[0] if parts else None), t.minute, t.second) for t in times}
+        if len(same) == 1:
+            times = [next((t for t in times if t.mode != "bare"), times[0])]
     if len(times) + len(windows) > 1 or len(parts) > 1 or len(ranges) > 1:
         raise NotUnderstood("two different times in one phrase")
     if spec.moments:

@@ -30,6 +30,7 @@ class IsoValue:
 _PIECE = re.compile(
     r"(?P<iso>\d{4}-\d{1,2}-\d{1,2}(?:(?:t|\s+)\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:z|[+-]\d{2}:?\d{2})?)?)"
     r"(?![\d:])"
+    r"|(?P<utcoff>\+\d{2}:?\d{2})(?![\d:])"
     r"|(?P<clock>\d{1,2}[:.]\d{2}(?::\d{2})?)(?!\d|[.:]\d)"
     r"|(?P<hclock>\d{1,2})h(?P<hmin>\d{2})?(?![a-z\d])"
     r"|(?P<frac>[13])/(?P<den>[24])(?=\s*h)"
@@ -96,7 +97,11 @@ def _pieces(text: str) -> list[str | Tok]:
             kind = "hclock"
         if m.group("frac") is not None:
             kind = "frac"
-        if kind == "slashiso":
+        if kind == "utcoff":  # "Thu, 26 Dec 2024 11:00:00 +0530"
+            found = _OFFSET.search(raw)
+            assert found is not None
+            out.append(Tok(Tag.ZONE, int(found.group(2)) * 60 + int(found.group(3)), raw))
+        elif kind == "slashiso":
             year, month, day = (int(p) for p in raw.split("/"))
             out.append(Tok(Tag.ISO, IsoValue(year, month, day, None, None), raw))
         elif kind == "dotdate":

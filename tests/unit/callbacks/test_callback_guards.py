@@ -88,6 +88,14 @@ GUARDS = (
     Guard("end of April", OK, "2025-04-24T00:00"),
     Guard("beginning of next week", OK, "2025-03-17T00:00"),
     Guard("2 - 15", UNP, why="a US date or a span? never guessed"),
+    # what an LLM writes
+    Guard("Thu, 13 Mar 2025 11:00:00 +0530", OK, "2025-03-13T11:00", "RFC 2822 with its offset"),
+    Guard("2025-03-13T11:00:00+05:30[Asia/Kolkata]", OK, "2025-03-13T11:00"),
+    Guard("Not specified", VAGUE),
+    Guard("N/A", VAGUE),
+    Guard("The customer asked to be called back tomorrow at 11", OK, "2025-03-13T11:00"),
+    Guard("kal 11 baje (tomorrow 11 AM)", OK, "2025-03-13T11:00", "the same time said twice"),
+    Guard("kal 11 baje (tomorrow 5 PM)", UNP, why="two different times"),
     # a lone number is never an hour
     Guard("call me in 5", UNP),
     Guard("3 15", UNP),
@@ -127,6 +135,14 @@ def test_a_machine_time_with_an_offset_is_that_instant_in_the_workspace_zone() -
         "2025-03-13T11:00:00", reference=datetime(2025, 3, 12, 9, 0, tzinfo=ZoneInfo("America/New_York"))
     )
     assert naive_in_new_york.earliest == datetime(2025, 3, 13, 11, 0, tzinfo=ZoneInfo("America/New_York"))
+
+
+def test_a_machine_offset_wins_over_a_zone_word_in_another_workspace_zone() -> None:
+    new_york = ZoneInfo("America/New_York")
+    reading = parse_callback_time(
+        "2025-03-13T11:00:00+05:30[Asia/Kolkata]", reference=datetime(2025, 3, 12, 9, 0, tzinfo=new_york)
+    )
+    assert reading.earliest == datetime(2025, 3, 13, 11, 0, tzinfo=IST).astimezone(new_york)
 
 
 def test_a_bare_negation_is_vague_and_says_why() -> None:
