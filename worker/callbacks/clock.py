@@ -55,6 +55,8 @@ class ClockRules(Cursor):
             spec, end = found
             opens = t0 in (Tag.AFTER, Tag.FROM)
             return self.add_window(WindowSpec(spec, None) if opens else WindowSpec(None, spec), end)
+        if self.tag() is Tag.SPAN_OR_DATE:
+            return self.span_or_date()
         lead = 1 if self.tag() in (Tag.HOURMARK, Tag.APPROX) else 0  # "around 10-11"
         if self.tag(lead) not in (Tag.NUM, Tag.CLOCK, Tag.FRAC, Tag.FRACNUM, Tag.NOON):
             return False
@@ -73,6 +75,18 @@ class ClockRules(Cursor):
         if self.tag(j) in (Tag.BEFORE, Tag.TAK):  # "12 baje se pehle", "7 baje tak" (by 7)
             return self.add_window(WindowSpec(None, spec), j + 1)
         return False
+
+    def span_or_date(self) -> bool:
+        """ "thurs 3-4", "kal 10-11": with a day or part of day said and no month, a span of hours; alone
+        ("10-11": 10-11 am or 10 November?) the phrase is not guessed."""
+        context = {t.tag for t in self.toks}
+        if Tag.MONTH in context or not context & {Tag.REL_DAY, Tag.WEEKDAY, Tag.PART}:
+            raise NotUnderstood(f"'{self.text()}' may be hours or a date")
+        value = self.value()
+        assert isinstance(value, tuple)
+        end, mode = self.meridiem_after(1)
+        start = self.time_spec(value[0], 0, "bare", self.text())
+        return self.add_window(WindowSpec(start, self.time_spec(value[1], 0, mode, self.text())), end)
 
     def add_window(self, window: WindowSpec, end: int) -> bool:
         self.spec.windows.append(window)

@@ -24,6 +24,7 @@ class Tag(StrEnum):
     CLOCK = "clock"  # "10:30", "9.30", "15:23:24", "15h00"; value: (hour, minute, second, 24-hour said)
     ISO = "iso"  # "2024-12-26T11:00:00+05:30", "2024-12-26": value: IsoValue
     DATE = "date"  # "26/12", "26-12-2024"; value: (day, month, year or None)
+    SPAN_OR_DATE = "span_or_date"  # "3-4": hours 3 to 4, or 3 April; value: (first, second)
     ORD = "ord"  # "25th", "2nd"; value: int
     FRAC = "frac"  # sadhe/sava/paune before a number; value: float added to it
     FRACNUM = "fracnum"  # dedh (1.5), dhai (2.5), half/aadha (0.5); value: float
@@ -496,6 +497,9 @@ def _entries() -> list[tuple[str, tuple[Tok, ...]]]:
     out += [(w, (Tok(Tag.EVENT, e),)) for w, e in EVENTS.items()]
     tonight = (Tok(Tag.REL_DAY, 0), Tok(Tag.PART, "night"))
     out += [(w, tonight) for w in ("tonight", "tonite", "tonyt", "aaj raat ko")]
+    out += [(w, (Tok(Tag.NOON), Tok(Tag.APPROX))) for w in ("noonish", "around noonish")]
+    first_thing = (Tok(Tag.PART, "morning"),)
+    out += [(w, first_thing) for w in ("first thing", "first thing in the morning", "first thing in morning")]
     fortnight = (Tok(Tag.NUM, 2), Tok(Tag.UNIT, "week"))
     out += [(w, fortnight) for w in ("fortnight", "a fortnight", "one fortnight")]
     out += [(w, (Tok(Tag.MERIDIEM, m),)) for w, m in (("in the am", "am"), ("in the pm", "pm"))]

@@ -44,10 +44,7 @@ _PIECE = re.compile(
 )
 # "2-3 pm" is a span of hours, not the 2nd of March
 _HOUR_SPAN_AFTER = re.compile(r"\s*(?:am|pm|baje|bje|oclock|o clock|ke beech|ke bich|beech|baje tak|के बीच|बजे)")
-_HOUR_SPAN_BEFORE = re.compile(
-    r"(?:\bat|\baround|\babout|\bapprox\w*|\bfrom|\bbetween|\blagbhag|\bkareeb|\bkal|\btomorrow|\btoday|\baaj"
-    r"|\bparso|\bsubah|\bshaam|\bsham|\bdopahar|\braat|\bmorning|\bevening|\bafternoon|\btonight|कल|आज|शाम|सुबह)\s*$"
-)
+_HOUR_SPAN_BEFORE = re.compile(r"(?:\bat|\baround|\babout|\bapprox\w*|\bfrom|\bbetween|\blagbhag|\bkareeb)\s*$")
 _DATE_CUE_BEFORE = re.compile(r"(?:\bon|\bdate|\btarikh)\s*$")
 # "in 1h" is a duration; "15h" alone or "at 15h" is a 24-hour clock time
 _DURATION_BEFORE = re.compile(r"(?:\bin|\bafter|\bwithin|\bfor)\s*$")
@@ -129,8 +126,8 @@ def _pieces(text: str) -> list[str | Tok]:
                     out += [Tok(Tag.NUM, parts[0], str(parts[0])), Tok(Tag.TO, None, "-")]
                     out.append(Tok(Tag.NUM, parts[1], str(parts[1])))
                     continue
-                if all(p <= 12 for p in parts) and not _DATE_CUE_BEFORE.search(norm[: m.start()]):
-                    out.append(Tok(Tag.UNKNOWN, raw, raw))  # "10-11": hours or 10 November? never guess
+                if all(1 <= p <= 12 for p in parts) and not _DATE_CUE_BEFORE.search(norm[: m.start()]):
+                    out.append(Tok(Tag.SPAN_OR_DATE, (parts[0], parts[1]), raw))  # "10-11": the grammar decides
                     continue
             out.append(Tok(Tag.DATE, (parts[0], parts[1], parts[2] if len(parts) == 3 else None), raw))
         elif kind == "decimal":
