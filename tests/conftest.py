@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from worker.devstack import RedisServer
+from standins.stack.redis_server import RedisServer
+from standins.stack.sandboxes import Sandboxes
 from worker.logs import configure_logging
-from worker.sandbox.local import Sandboxes
 
 configure_logging("console")
 

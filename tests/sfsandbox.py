@@ -31,9 +31,9 @@ from typing import Any
 import pytest
 import requests
 
+from standins.salesforce import OAuthConfig, SalesforceState, create_app
+from standins.stack.https import TLSFiles, make_tls_files, serve_in_thread
 from worker.salesforce.client import SalesforceClient
-from worker.sandbox.salesforce import OAuthConfig, SalesforceState, create_app
-from worker.sandbox.serve import TLSFiles, make_tls_files, serve_in_thread
 from worker.settings import Settings
 
 API_VERSION = "62.0"

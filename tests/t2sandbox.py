@@ -24,8 +24,8 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from worker.sandbox.serve import TLSFiles, make_tls_files, serve_in_thread
-from worker.sandbox.twenty2 import Twenty2State, create_app
+from standins.stack.https import TLSFiles, make_tls_files, serve_in_thread
+from standins.twenty2 import Twenty2State, create_app
 from worker.settings import Settings
 from worker.twenty2.client import RetryPolicy, Twenty2Client
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from standins.stack.sandboxes import SEED_CALL, Sandboxes
 from worker.cli import main
-from worker.sandbox.local import SEED_CALL, Sandboxes
 
 
 def run(boxes: Sandboxes, redis_url: str, *args: str) -> tuple[int, str]:

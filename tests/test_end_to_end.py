@@ -16,10 +16,11 @@ import pytest
 import redis
 import requests
 
-from worker.devstack import RedisServer, Stack, start_local_service
+from standins.stack.processes import Stack, start_local_service
+from standins.stack.redis_server import RedisServer
+from standins.stack.sandboxes import SEED_CALL, Sandboxes
 from worker.ledger import Ledger, Record, State
 from worker.runtime import Runtime
-from worker.sandbox.local import SEED_CALL, Sandboxes
 
 SECRET = "e2e-webhook-secret-123"
 

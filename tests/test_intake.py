@@ -12,10 +12,10 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from standins.stack.ports import free_port
 from worker.celery_app import QUEUE
 from worker.intake.app import MAX_BODY_BYTES, create_app
 from worker.runtime import Runtime
-from worker.sandbox.serve import free_port
 from worker.settings import Settings
 
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"

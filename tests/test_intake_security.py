@@ -21,10 +21,11 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from standins.stack.https import TLSFiles, make_tls_files, serve_in_thread
+from standins.stack.ports import free_port
 from worker.celery_app import QUEUE
 from worker.intake.app import create_app
 from worker.runtime import Runtime
-from worker.sandbox.serve import TLSFiles, free_port, make_tls_files, serve_in_thread
 from worker.settings import Settings
 
 SECRET = "s3cret-intake-token-1"

@@ -15,16 +15,16 @@ from typing import Any
 import pytest
 import redis
 
-from worker.devstack import RedisServer
+from standins.salesforce import ValidationRule
+from standins.stack.ports import free_port
+from standins.stack.redis_server import RedisServer
+from standins.stack.sandboxes import FAILED_CALL, SEED_CALL, Sandboxes
 from worker.ledger import State
 from worker.phones import same_number
 from worker.pipeline import Services, run_sync
 from worker.ratelimit import SharedRateLimit
 from worker.runtime import Runtime
 from worker.salesforce.leadcache import LeadCache
-from worker.sandbox.local import FAILED_CALL, SEED_CALL, Sandboxes
-from worker.sandbox.salesforce import ValidationRule
-from worker.sandbox.serve import free_port
 from worker.tasks import sync_and_record
 from worker.twenty2.client import RetryPolicy, Twenty2Client
 

@@ -10,9 +10,9 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from standins.stack.ports import free_port
 from worker.errors import SalesforceAuthError, SalesforceUnavailable
 from worker.salesforce.auth import SalesforceSession, obtain_session
-from worker.sandbox.serve import free_port
 from worker.settings import SalesforceAuthFlow
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
-from worker.sandbox.salesforce_schema import make_id
+from standins.salesforce.schema import make_id
 
 V = "/services/data/v62.0"
 EXT = "Twenty2_Call_Id__c"

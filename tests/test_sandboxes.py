@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from worker.sandbox.local import Sandboxes
+from standins.stack.sandboxes import Sandboxes
 
 
 def test_only_salesforce_serves_salesforce_alone(tmp_path: Path) -> None:

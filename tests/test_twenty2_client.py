@@ -10,6 +10,8 @@ import pytest
 from pydantic import SecretStr
 from t2sandbox import T2Sandbox, t2_fixture, t2_server_fixture  # noqa: F401
 
+from standins.stack.ports import free_port
+from standins.twenty2 import SEED_CALL_ID, SEED_FAILED_CALL_ID
 from worker.errors import (
     CallNotFinal,
     CallNotFound,
@@ -21,8 +23,6 @@ from worker.errors import (
     Twenty2Unauthorized,
     Twenty2Unavailable,
 )
-from worker.sandbox.serve import free_port
-from worker.sandbox.twenty2 import SEED_CALL_ID, SEED_FAILED_CALL_ID
 from worker.twenty2.client import RetryPolicy, parse_retry_after
 from worker.twenty2.models import Link
 

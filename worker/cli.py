@@ -19,13 +19,13 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from standins import SERVICES
 from worker.errors import MappingError, SyncError
 from worker.ledger import Record, State
 from worker.logs import configure_logging
 from worker.phones import mask_numbers
 from worker.plan import Ref, SyncPlan
 from worker.runtime import Runtime
-from worker.sandbox import SERVICES
 from worker.settings import Settings, settings_help
 
 console = Console()
@@ -65,7 +65,7 @@ def main() -> None:
 @click.option("--no-sample", is_flag=True, help="In sandbox mode, do not send the sample calls.")
 def run(port: int | None, no_sample: bool) -> None:
     """Run intake + worker + beat (with the local sandboxes when no credentials are set) until Ctrl-C."""
-    from worker.localrun import run_service
+    from standins.stack.run import run_service
 
     sys.exit(run_service(port=port, send_samples=not no_sample, stay=True))
 
@@ -73,7 +73,7 @@ def run(port: int | None, no_sample: bool) -> None:
 @main.command()
 def demo() -> None:
     """Start the sandboxes, send sample calls through intake → Redis → worker, show what Salesforce got."""
-    from worker.localrun import run_service
+    from standins.stack.run import run_service
 
     sys.exit(run_service(port=None, send_samples=True, stay=False, force_sandbox=True))
 
@@ -94,7 +94,7 @@ def demo() -> None:
 )
 def sandbox(directory: Path, only: str | None) -> None:
     """Serve the Twenty2 and Salesforce sandboxes in the foreground; writes DIR/sandbox.env to source."""
-    from worker.sandbox.local import serve_sandboxes_forever
+    from standins.stack.sandboxes import serve_sandboxes_forever
 
     serve_sandboxes_forever(directory, only=only)
 

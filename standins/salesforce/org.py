@@ -101,7 +101,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
-from worker.sandbox.salesforce_schema import (
+from standins.salesforce.schema import (
     KEY_PREFIXES,
     FieldProblem,
     FieldSpec,
@@ -113,7 +113,7 @@ from worker.sandbox.salesforce_schema import (
     normalize_id,
     parse_datetime,
 )
-from worker.sandbox.salesforce_soql import QueryError, parse_soql, parse_sosl, search_matcher, select
+from standins.salesforce.soql import QueryError, parse_soql, parse_sosl, search_matcher, select
 
 MIN_API_VERSION = 42.0
 MAX_API_VERSION = 66.0
@@ -1910,7 +1910,7 @@ def _reply(reply: RestReply) -> Response:
 
 
 def create_app(state: SalesforceState) -> FastAPI:
-    """The sandbox as an ASGI app (serve with ``worker.sandbox.serve``)."""
+    """The sandbox as an ASGI app (serve with ``standins.stack.https``)."""
     app = _SandboxApp(title="Salesforce sandbox", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.post("/services/oauth2/token")

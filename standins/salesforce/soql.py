@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.sandbox.salesforce_schema import (
+from standins.salesforce.schema import (
     TEXT_TYPES,
     FieldSpec,
     ObjectSpec,

@@ -19,7 +19,8 @@ import requests
 from rich.console import Console
 from rich.table import Table
 
-from worker.devstack import RedisServer, Stack, start_local_service
+from standins.stack.processes import Stack, start_local_service
+from standins.stack.redis_server import RedisServer
 from worker.ledger import Ledger, State
 from worker.settings import REPO_ROOT, Settings
 
@@ -49,7 +50,7 @@ def _run_real(settings: Settings, port: int | None) -> int:
 
 
 def _run_sandbox(settings: Settings, port: int | None, *, send_samples: bool, stay: bool) -> int:
-    from worker.sandbox.local import Sandboxes
+    from standins.stack.sandboxes import Sandboxes
 
     var = REPO_ROOT / "var"
     var.mkdir(parents=True, exist_ok=True)

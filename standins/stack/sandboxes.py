@@ -14,13 +14,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from standins import SERVICES
+from standins.salesforce import SalesforceState
+from standins.salesforce import create_app as salesforce_app
+from standins.stack.https import TLSFiles, make_tls_files, serve_in_thread
+from standins.twenty2 import Twenty2State
+from standins.twenty2 import create_app as twenty2_app
 from worker.plan import CALLBACK_SUFFIX
-from worker.sandbox import SERVICES
-from worker.sandbox.salesforce import SalesforceState
-from worker.sandbox.salesforce import create_app as salesforce_app
-from worker.sandbox.serve import TLSFiles, make_tls_files, serve_in_thread
-from worker.sandbox.twenty2 import Twenty2State
-from worker.sandbox.twenty2 import create_app as twenty2_app
 from worker.settings import Settings
 
 API_VERSION = "62.0"

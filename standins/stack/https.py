@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -12,6 +11,8 @@ from pathlib import Path
 
 import trustme
 import uvicorn
+
+from standins.stack.ports import free_port
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,6 @@ def make_tls_files(directory: Path) -> TLSFiles:
             handle.write(extra.bytes())
     files.key_pem.chmod(0o600)
     return files
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _config(app: object, tls: TLSFiles, port: int) -> uvicorn.Config:

@@ -949,7 +949,7 @@ def _scope_of(path: str) -> Literal["api", "storage", "admin", "other"]:
 
 
 def create_app(state: Twenty2State) -> FastAPI:
-    """The sandbox as an ASGI app (serve with ``worker.sandbox.serve``)."""
+    """The sandbox as an ASGI app (serve with ``standins.stack.https``)."""
     app = FastAPI(title="Twenty2 sandbox", docs_url=None, redoc_url=None, openapi_url=None)
 
     def authenticate(request: Request) -> Response | str:
