@@ -1,4 +1,4 @@
-"""Serve an ASGI app over HTTPS on loopback, with a trustme CA, in a background thread or in the foreground."""
+"""Serve an ASGI app over HTTPS on loopback, with a trustme CA, in a background thread."""
 
 from __future__ import annotations
 
@@ -74,8 +74,3 @@ def serve_in_thread(app: object, tls: TLSFiles, port: int | None = None) -> Iter
         server.should_exit = True
         server.force_exit = True  # do not wait for idle keep-alive connections of clients still alive
         thread.join(timeout=10)
-
-
-def serve_forever(app: object, tls: TLSFiles, port: int) -> None:
-    """Run ``app`` in the foreground (``crm-sync sandbox``)."""
-    uvicorn.Server(_config(app, tls, port)).run()
