@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 from pydantic import SecretStr
-from t2sandbox import T2Sandbox, t2_fixture, t2_server_fixture  # noqa: F401
+from support.twenty2_server import T2Sandbox
 
 from standins.stack.ports import free_port
 from standins.twenty2 import SEED_CALL_ID, SEED_FAILED_CALL_ID

@@ -29,9 +29,7 @@ V = "/services/data/v62.0"
 CALL_TASK: dict[str, Any] = {"Subject": "Call", "Status": "Completed", "TaskSubtype": "Call", "CallType": "Outbound"}
 
 if TYPE_CHECKING:
-    from sfsandbox import SandboxOrg
-
-pytest_plugins = ["sfsandbox"]  # the sandbox fixtures: sf_server, sf_org, sf_client
+    from support.salesforce_org import SandboxOrg
 
 
 @pytest.fixture

@@ -1,8 +1,9 @@
 """Reusable pytest fixtures: the Twenty2 sandbox over real HTTPS, plus settings and clients pointed at it.
 
-Use in a test module (``tests/`` is on ``sys.path`` under pytest's default import mode)::
+The conftest of each folder whose tests use them imports the fixtures (``tests/`` is on ``sys.path`` under
+pytest's default import mode); a test module imports the type::
 
-    from t2sandbox import T2Sandbox, t2_fixture, t2_server_fixture  # noqa: F401  (registers the fixtures)
+    from support.twenty2_server import T2Sandbox
 
     def test_something(t2: T2Sandbox) -> None:
         t2.state.fail_next(1, 503)

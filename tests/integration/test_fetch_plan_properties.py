@@ -712,7 +712,7 @@ def test_hostile_details_plan_or_fail_typed_and_write_nothing(boxes: Sandboxes, 
         create: make_services(
             boxes,
             redis_url,
-            load_mapping(Path(__file__).parents[1] / "config" / "mapping.toml"),
+            load_mapping(Path(__file__).parents[2] / "config" / "mapping.toml"),
             crm_sync_unknown_number="create" if create else "skip",
         )
         for create in (True, False)
@@ -754,7 +754,7 @@ def test_hostile_details_plan_or_fail_typed_and_write_nothing(boxes: Sandboxes, 
 
 def test_hostile_details_sync_all_or_nothing(boxes: Sandboxes, redis_url: str, world: World) -> None:
     """fetch → plan → write: synced with exactly the plan's records, or a sorted error and nothing written."""
-    mapping_text = (Path(__file__).parents[1] / "config" / "mapping.toml").read_text(encoding="utf-8")
+    mapping_text = (Path(__file__).parents[2] / "config" / "mapping.toml").read_text(encoding="utf-8")
     mapping = parse_mapping(mapping_text + TEXT_RULE, source="mapping.toml + note → Title")
     services = {
         create: make_services(boxes, redis_url, mapping, crm_sync_unknown_number="create" if create else "skip")

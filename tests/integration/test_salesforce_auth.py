@@ -16,9 +16,7 @@ from worker.salesforce.auth import SalesforceSession, obtain_session
 from worker.settings import SalesforceAuthFlow
 
 if TYPE_CHECKING:
-    from sfsandbox import SandboxOrg
-
-pytest_plugins = ["sfsandbox"]  # the sandbox fixtures: sf_server, sf_org, sf_client
+    from support.salesforce_org import SandboxOrg
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from worker.callbacks import CallbackReading, parse_callback_time
 from worker.callbacks.evaluate import judge, load_cases, run_case
 
-DEV_SET = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "callback-phrases-dev.jsonl"
+DEV_SET = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "callback-phrases-dev.jsonl"
 CASES = load_cases(DEV_SET)
 
 

@@ -28,9 +28,7 @@ CALL_TASK: dict[str, Any] = {
 }
 
 if TYPE_CHECKING:
-    from sfsandbox import SandboxOrg
-
-pytest_plugins = ["sfsandbox"]  # the sandbox fixtures: sf_server, sf_org, sf_client
+    from support.salesforce_org import SandboxOrg
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from worker.intake.app import MAX_BODY_BYTES, create_app
 from worker.runtime import Runtime
 from worker.settings import Settings
 
-FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "webhooks"
 SECRET = "s3cret-intake-token-1"
 
 

@@ -11,9 +11,9 @@ import pytest
 
 from worker.mapping import FieldChange, Mapping, WriteMode, load_mapping, parse_mapping, plan_lead_fields
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_FILE = REPO / "config" / "mapping.toml"
-REFERENCE_CALL = Path("/work/shared/reference/twenty2-get-call-detail.txt")
+REFERENCE_CALL = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "twenty2-get-call-detail.txt"
 AGENT = "69de483c68b23495c853b43a"
 
 RULES_FILE = f"""

@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 import requests
-from t2sandbox import T2Sandbox, t2_fixture, t2_server_fixture  # noqa: F401
+from support.twenty2_server import T2Sandbox
 
 from standins.twenty2 import SEED_CALL_ID, SEED_FAILED_CALL_ID, Twenty2State, generate_calls
 from worker.twenty2.models import CallDetail, WebhookEvent
 
-# The docs' examples, verbatim (shared/reference/twenty2-get-call-detail.txt and twenty2-api.md §5).
+# The docs' examples, verbatim (tests/fixtures/reference/twenty2-get-call-detail.txt and twenty2-api.md §5).
 DOCUMENTED_DETAIL: dict[str, Any] = {
     "success": True,
     "call": {

@@ -11,9 +11,9 @@ import pytest
 from worker.errors import MappingError, PermanentError
 from worker.mapping import CallbackRule, Mapping, ValueKind, WriteMode, load_mapping, parse_mapping
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_FILE = REPO / "config" / "mapping.toml"
-BAD_FILES = Path(__file__).resolve().parent / "fixtures" / "mapping"
+BAD_FILES = Path(__file__).resolve().parents[1] / "fixtures" / "mapping"
 AGENT = "69de483c68b23495c853b43a"
 # Where the default file declares the Status rule (found, not hard-coded, so comments can be edited).
 STATUS_LINE = DEFAULT_FILE.read_text(encoding="utf-8").splitlines().index("[params.interested.fields.Status]") + 1

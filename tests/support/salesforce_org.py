@@ -1,10 +1,9 @@
 """Shared pytest fixtures: the Salesforce sandbox served over real HTTPS (trustme CA, verification on) and a
-``SalesforceClient`` pointed at it. A plain module, not a conftest: import what you use.
-
-    pytest_plugins = ["sfsandbox"]  # in a test module, or once in the root conftest.py
+``SalesforceClient`` pointed at it. A plain module, not a conftest: the conftest of each folder whose tests
+use them imports the fixtures (``from support.salesforce_org import sf_client, sf_org, sf_server``).
 
     if TYPE_CHECKING:  # import the types only: a plain import first would stop pytest rewriting asserts here
-        from sfsandbox import SandboxOrg
+        from support.salesforce_org import SandboxOrg
 
     def test_something(sf_org: SandboxOrg, sf_client: SalesforceClient) -> None:
         lead_id = sf_org.state.demo_ids["priya"]

@@ -20,7 +20,7 @@ from worker.plan import DESCRIPTION_LIMIT, TRIM_MARKER, LeadTarget, PlanContext,
 from worker.settings import REPO_ROOT
 from worker.twenty2.models import CallDetail
 
-FIXTURES = Path(__file__).parent / "fixtures" / "calls"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "calls"
 MAPPING = load_mapping(REPO_ROOT / "config" / "mapping.toml")
 IST = ZoneInfo("Asia/Kolkata")
 # Syncing right after the seed call ended (15:31:34 IST on Wed 25 Dec 2024).
