@@ -18,14 +18,16 @@ from standins import SERVICES
 from standins.salesforce import SalesforceState
 from standins.salesforce import create_app as salesforce_app
 from standins.stack.https import TLSFiles, make_tls_files, serve_in_thread
-from standins.twenty2 import Twenty2State
+from standins.twenty2 import SEED_CALL_ID, SEED_FAILED_CALL_ID, Twenty2State
 from standins.twenty2 import create_app as twenty2_app
 from worker.plan import CALLBACK_SUFFIX
 from worker.settings import Settings
 
+#: The REST API version the service is pointed at (the Salesforce client fixtures of the tests use it too).
 API_VERSION = "62.0"
-SEED_CALL = "call_9c4d7e12ab"
-FAILED_CALL = "6a100328ba090039ac8610a2"
+#: The docs' completed example call and the webhook example's failed call, as the Twenty2 stand-in seeds them.
+SEED_CALL = SEED_CALL_ID
+FAILED_CALL = SEED_FAILED_CALL_ID
 
 
 class Sandboxes:

@@ -32,10 +32,9 @@ import requests
 
 from standins.salesforce import OAuthConfig, SalesforceState, create_app
 from standins.stack.https import TLSFiles, make_tls_files, serve_in_thread
+from standins.stack.sandboxes import API_VERSION
 from worker.salesforce.client import SalesforceClient
 from worker.settings import Settings
-
-API_VERSION = "62.0"
 
 
 @dataclass
