@@ -2,8 +2,8 @@
 
 Behaviour follows the real API as described in the project's Salesforce facts (``salesforce-facts.md``; upsert
 201/200/204/300/404, JSON error lists, ``Sforce-Limit-Info``, composite and collections all-or-none,
-converted leads, TaskSubtype create-only) — not what this project's code expects. Modules: ``schema`` (metadata,
-value checks), ``soql`` / ``sosl`` (the query languages), ``org`` (state, record primitives), ``oauth``,
+converted leads, TaskSubtype create-only) — not what this project's code expects. Modules: ``schema`` (metadata),
+``values`` (value checks), ``soql`` / ``sosl`` (the query languages), ``org`` (state, record primitives), ``oauth``,
 ``writes``, ``composite`` (composite and collections), ``rest`` (routing, usage, faults), ``faults``,
 ``state`` (``SalesforceState``), ``app``.
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from standins.salesforce.schema import FieldSpec, ObjectSpec, parse_datetime
+from standins.salesforce.schema import FieldSpec, ObjectSpec
+from standins.salesforce.values import parse_datetime
 
 VERSION_SEGMENT = re.compile(r"^v(\d{2,3}\.\d)$")
 

@@ -14,15 +14,8 @@ from typing import Any
 
 from standins.salesforce.api import MAX_API_VERSION, ApiError, RestContext, not_found
 from standins.salesforce.faults import FAULT_KINDS, Faults, ValidationRule, coerce
-from standins.salesforce.schema import (
-    KEY_PREFIXES,
-    FieldSpec,
-    ObjectSpec,
-    Schema,
-    format_datetime,
-    make_id,
-    normalize_id,
-)
+from standins.salesforce.schema import KEY_PREFIXES, FieldSpec, ObjectSpec, Schema, make_id, normalize_id
+from standins.salesforce.values import format_datetime
 
 ORG_ID = "00D5g000004SANDBX"
 

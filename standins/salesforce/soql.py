@@ -18,15 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from standins.salesforce.schema import (
-    TEXT_TYPES,
-    FieldSpec,
-    ObjectSpec,
-    Schema,
-    format_datetime,
-    normalize_id,
-    parse_datetime,
-)
+from standins.salesforce.schema import TEXT_TYPES, FieldSpec, ObjectSpec, Schema, normalize_id
+from standins.salesforce.values import format_datetime, parse_datetime
 
 
 class QueryError(Exception):

@@ -17,15 +17,8 @@ from standins.salesforce.api import (
     not_found,
 )
 from standins.salesforce.org import Org
-from standins.salesforce.schema import (
-    FieldProblem,
-    FieldSpec,
-    ObjectSpec,
-    check_value,
-    format_datetime,
-    make_id,
-    normalize_id,
-)
+from standins.salesforce.schema import FieldSpec, ObjectSpec, make_id, normalize_id
+from standins.salesforce.values import FieldProblem, check_value, format_datetime
 
 
 class RecordWrites(Org):
