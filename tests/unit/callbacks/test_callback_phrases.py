@@ -16,13 +16,8 @@ import pytest
 from worker.callbacks import CallbackReading, parse_callback_time
 from worker.callbacks.evaluate import judge, parse_cases, run_case
 
-<<<<<<<< HEAD:tests/unit/callbacks/test_callback_phrases.py
 DEV_SET = Path(__file__).resolve().parents[2] / "fixtures" / "reference" / "callback-phrases-dev.jsonl"
 CASES = parse_cases(DEV_SET.read_text(encoding="utf-8"))
-========
-DEV_SET = Path(__file__).resolve().parents[1] / "fixtures" / "reference" / "callback-phrases-dev.jsonl"
-CASES = load_cases(DEV_SET)
->>>>>>>> main:tests/unit/test_callback_phrases.py
 
 
 def test_dev_set_is_present() -> None:
