@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from worker.callbacks.spec import (
+    AHEAD,
     DateSpec,
     DaySpec,
     FromDay,
@@ -107,10 +108,8 @@ def weekday(spec: WeekdaySpec, today: date) -> Day:
 def month_of(month: int | None, which: Which, today: date, *, last_day: int = 1) -> tuple[int, int]:
     """(year, month) of "March" (this year's, or next year's once over), "this month" or "next month"."""
     if month is None:
-        if which == "next":
-            first = add_months(today.replace(day=1), 1)
-            return first.year, first.month
-        return today.year, today.month
+        first = add_months(today.replace(day=1), AHEAD[which])
+        return first.year, first.month
     year = today.year if month >= today.month else today.year + 1
     return year, month
 

@@ -247,6 +247,7 @@ MODIFIERS: Mapping[str, str] = {
     "next": "next", "nxt": "next", "agle": "next", "agla": "next", "agli": "next", "अगले": "next",
     "अगला": "next", "अगली": "next",
     "this": "this", "is": "this", "iss": "this", "इस": "this", "current": "this", "the current": "this",
+    "next to next": "after_next", "the one after next": "after_next", "agle ke agle": "after_next",
     "coming": "coming", "upcoming": "coming", "aane wale": "coming", "aanewale": "coming",
     "aane wala": "coming", "aane vale": "coming", "aane wali": "coming", "आने वाले": "coming",
 }  # fmt: skip

@@ -51,7 +51,7 @@ _SKIPPABLE = frozenset(
 # What may follow a number that makes it not a day of the month ("Dec 5 pm" is not Dec 5).
 _NOT_A_DAY_AFTER = frozenset({Tag.MERIDIEM, Tag.BAJE, Tag.BAJKE, Tag.UNIT, Tag.NOON, Tag.TARIKH, Tag.APPROX})
 _VERB_IS = frozenset({"is", "iss"})  # a dangling "is" is the English verb, not Hindi "this"
-_WHICH: dict[str, Which] = {"next": "next", "coming": "next", "this": "this"}
+_WHICH: dict[str, Which] = {"next": "next", "coming": "next", "this": "this", "after_next": "after_next"}
 _PLACE_UNITS: dict[str, Literal["day", "week", "month"]] = {"day": "day", "week": "week", "month": "month"}
 _CLOCK_UNITS = {"minute": 1, "hour": 60}
 _MAX_OFFSET = timedelta(days=3)  # "in 1400 hours" is no callback: a longer clock offset is unparsed
@@ -383,9 +383,18 @@ class _Walk(ClockRules):
                 is_week = self.sval(k) == "week"
                 self.spec.ranges.append(RangeSpec("end_of_week" if is_week else "part_of_month", which, phase="end"))
                 return self.done(k + 2, "other")
+            kind: RangeKind = "week" if self.sval(k) == "week" else "month"
+            if (
+                mod is None
+                and self.tag(k + 1) is Tag.AFTER
+                and self.tag(k + 2) is Tag.MOD
+                and self.sval(k + 2) == "next"
+            ):
+                self.spec.ranges.append(RangeSpec(kind, "after_next"))  # "the week after next"
+                return self.done(k + 3, "other")
             if mod is None:
                 return False
-            self.spec.ranges.append(RangeSpec("week" if self.sval(k) == "week" else "month", which))
+            self.spec.ranges.append(RangeSpec(kind, which))
             return self.done(k + 1, "other")
         if tk is Tag.WEEKEND:
             # "coming weekend" is this weekend; "next weekend" is ambiguous (resolve decides)

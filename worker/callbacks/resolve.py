@@ -34,10 +34,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from typing import TypeVar
 
-from worker.callbacks.days import Day, part_of_month, resolve_day, week_of_month, weekday_month_day
+from worker.callbacks.days import Day, add_months, part_of_month, resolve_day, week_of_month, weekday_month_day
 from worker.callbacks.lexicon import PARTS, office_hour
 from worker.callbacks.reading import CallbackReading, CallbackStatus, Grain
 from worker.callbacks.spec import (
+    AHEAD,
     DaySpec,
     LaterDays,
     MonthDaySpec,
@@ -396,18 +397,22 @@ def _range_dates(spec: RangeSpec, today: date) -> tuple[date, date, tuple[date, 
     """First and last day of a range, and an alternative range when "next weekend" is ambiguous."""
     monday = today - timedelta(days=today.weekday())
     next_monday = monday + timedelta(days=7)
+    ahead = AHEAD[spec.which]
+    if spec.which == "after_next" and spec.kind not in ("week", "month"):
+        raise NotUnderstood("'after next' is understood for a week, a month or a weekday")
     if spec.kind == "week_of_month":
         first, last = week_of_month(spec.nth, spec.month, spec.which, today)
         if last < today:
             raise NotUnderstood("that week has already passed")
         return max(first, today), last, None
     if spec.kind == "week":
-        if spec.which == "next":
-            return next_monday, next_monday + timedelta(days=6), None
+        if ahead:
+            first = monday + timedelta(days=7 * ahead)
+            return first, first + timedelta(days=6), None
         return today, monday + timedelta(days=6), None
     if spec.kind == "month":
-        if spec.which == "next":
-            start = (today.replace(day=1) + timedelta(days=32)).replace(day=1)
+        if ahead:
+            start = add_months(today.replace(day=1), ahead)
             return start, start.replace(day=calendar.monthrange(start.year, start.month)[1]), None
         return today, today.replace(day=calendar.monthrange(today.year, today.month)[1]), None
     if spec.kind == "part_of_month":

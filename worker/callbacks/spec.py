@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-Which = Literal["this", "next"]
+Which = Literal["this", "next", "after_next"]
+AHEAD: dict[str, int] = {"this": 0, "next": 1, "after_next": 2}  # weeks or months ahead
 TimeMode = Literal["h24", "am", "pm", "bare"]
 
 
