@@ -383,21 +383,23 @@ class _Walk(ClockRules):
                 is_week = self.sval(k) == "week"
                 self.spec.ranges.append(RangeSpec("end_of_week" if is_week else "part_of_month", which, phase="end"))
                 return self.done(k + 2, "other")
-            kind: RangeKind = "week" if self.sval(k) == "week" else "month"
+            unit: RangeKind = "week" if self.sval(k) == "week" else "month"
             if (
                 mod is None
                 and self.tag(k + 1) is Tag.AFTER
                 and self.tag(k + 2) is Tag.MOD
                 and self.sval(k + 2) == "next"
             ):
-                self.spec.ranges.append(RangeSpec(kind, "after_next"))  # "the week after next"
+                self.spec.ranges.append(RangeSpec(unit, "after_next"))  # "the week after next"
                 return self.done(k + 3, "other")
             if mod is None:
                 return False
-            self.spec.ranges.append(RangeSpec(kind, which))
+            self.spec.ranges.append(RangeSpec(unit, which))
             return self.done(k + 1, "other")
         if tk is Tag.WEEKEND:
             # "coming weekend" is this weekend; "next weekend" is ambiguous (resolve decides)
+            if mod == "after_next":
+                raise NotUnderstood("'the weekend after next' is not understood")
             self.spec.ranges.append(RangeSpec("weekend", "next" if mod == "next" else "this"))
             return self.done(k + 1, "other")
         if mod is not None and tk is Tag.WEEKDAY:

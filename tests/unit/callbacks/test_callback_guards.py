@@ -96,6 +96,10 @@ GUARDS = (
     Guard("The customer asked to be called back tomorrow at 11", OK, "2025-03-13T11:00"),
     Guard("kal 11 baje (tomorrow 11 AM)", OK, "2025-03-13T11:00", "the same time said twice"),
     Guard("kal 11 baje (tomorrow 5 PM)", UNP, why="two different times"),
+    # "next to next" (Indian English for "after next")
+    Guard("next to next friday", OK, "2025-03-21T00:00"),
+    Guard("week after next", OK, "2025-03-24T00:00"),
+    Guard("next to next weekend", UNP, why="was read as this weekend"),
     # a lone number is never an hour
     Guard("call me in 5", UNP),
     Guard("3 15", UNP),
