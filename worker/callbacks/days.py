@@ -194,14 +194,15 @@ def month_day(d: int, today: date) -> date:
 
 
 def weekday_month_day(wd: int, d: int, today: date) -> date:
-    """ "Thu 15th": the next 15th (within a year) that is a Thursday."""
+    """ "Thu 15th": the next 15th that is a Thursday, within the next two months (further away, the caller
+    more likely misspoke the weekday or the day: not guessed)."""
     year, month = today.year, today.month
-    for _ in range(13):
+    for _ in range(3):
         last = calendar.monthrange(year, month)[1]
         if d <= last and (found := date(year, month, d)) >= today and found.weekday() == wd:
             return found
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    raise NotUnderstood(f"no {calendar.day_name[wd]} the {d}th within a year")
+    raise NotUnderstood(f"no {calendar.day_name[wd]} the {d}th in the next two months")
 
 
 def add_months(day: date, n: int) -> date:

@@ -222,8 +222,11 @@ def _combine_days(days: list[DaySpec], ctx: _Context) -> Day:
     fits = [d for d in (chosen.day, chosen.alt) if d and d.weekday() == wd]
     if fits:  # "kal Friday": the weekday must agree, and settles an ambiguous day
         return Day(fits[0])
-    if len(others) == 1 and isinstance(others[0], MonthDaySpec):  # "Thu 15th": the next 15th on a Thursday
-        return Day(weekday_month_day(wd, others[0].day, ctx.today))
+    if len(others) == 1 and isinstance(others[0], MonthDaySpec):
+        # "Thu 15th" when the coming 15th is no Thursday: the next 15th that is one, or the caller misspoke
+        found = weekday_month_day(wd, others[0].day, ctx.today)
+        why = f"the coming {chosen.day:%d %b} is a {chosen.day:%A}, not a {calendar.day_name[wd]}"
+        return Day(found, alt=chosen.day, why=why)
     raise NotUnderstood(f"{chosen.day:%d %b} is not a {calendar.day_name[wd]}")
 
 

@@ -25,7 +25,8 @@ FILES = {
     "duckling": FIXTURES / "callbacks" / "duckling_en.jsonl",
 }
 # accepted phrases per file as measured (bench/callback_corpus.py --heldout); lower only with a reason
-FLOORS = {"dev": 70, "corpus": 490, "heldout": 0, "duckling": 218}
+# duckling: 217 since "Thu 15th" (a Thursday the 15th six months ahead) is no longer guessed, on purpose
+FLOORS = {"dev": 70, "corpus": 490, "heldout": 0, "duckling": 217}
 MIN_SIZES = {"dev": 70, "corpus": 400, "heldout": 100, "duckling": 200}
 CORPUS = parse_cases(FILES["corpus"].read_text(encoding="utf-8"))
 

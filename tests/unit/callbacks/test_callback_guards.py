@@ -100,6 +100,10 @@ GUARDS = (
     Guard("next to next friday", OK, "2025-03-21T00:00"),
     Guard("week after next", OK, "2025-03-24T00:00"),
     Guard("next to next weekend", UNP, why="was read as this weekend"),
+    # a weekday and a day of the month that disagree
+    Guard("Friday 14th", OK, "2025-03-14T00:00"),
+    Guard("Thursday 14th", UNP, why="the 14th is a Friday; the next Thursday 14th is in August"),
+    Guard("Monday 14th", AMB, "2025-04-14T00:00", "the next Monday 14th; the caller may mean Fri 14 Mar"),
     # a lone number is never an hour
     Guard("call me in 5", UNP),
     Guard("3 15", UNP),
