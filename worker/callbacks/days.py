@@ -3,8 +3,9 @@
 Rules:
 - A weekday with no modifier is its next occurrence (on that same weekday, `same_weekday` lets the caller
   decide by the time said). "this <weekday>" includes today; "coming <weekday>" does not.
-- "next <weekday>" splits: the coming one (primary) or the one a week later: AMBIGUOUS, the Task asks
-  to confirm. "<weekday> after next" is the occurrence a week after the coming one;
+- "next <weekday>" splits when that weekday is still ahead this week ("next Friday" said on a Wednesday):
+  the coming one (primary) or the one a week later, AMBIGUOUS, the Task asks to confirm. Otherwise the
+  coming one is next week's and nothing splits ("next Monday" said on a Wednesday: OK). "<weekday> after next" is the occurrence a week after the coming one;
   "3 fridays from now" the third occurrence after today.
 - "first/second/last <weekday> of <month>" and "second week of March" (days 8-14) are in this year's
   month, or next year's once it has passed; "the 20th of next month" is in that month.
@@ -100,6 +101,8 @@ def weekday(spec: WeekdaySpec, today: date) -> Day:
         return Day(coming)
     if mod == "after_next":
         return Day(coming + timedelta(days=7))
+    if wd <= today.weekday():
+        return Day(coming)  # "next Monday" said on a Wednesday: the coming one is next week's, no split
     later = coming + timedelta(days=7)
     why = f"'next {calendar.day_name[wd]}' may be {coming:%a %d %b} or {later:%a %d %b}"
     return Day(coming, alt=later, why=why)
