@@ -5,7 +5,8 @@ Rules:
   decide by the time said). "this <weekday>" includes today; "coming <weekday>" does not.
 - "next <weekday>" splits when that weekday is still ahead this week ("next Friday" said on a Wednesday):
   the coming one (primary) or the one a week later, AMBIGUOUS, the Task asks to confirm. Otherwise the
-  coming one is next week's and nothing splits ("next Monday" said on a Wednesday: OK). "<weekday> after next" is the occurrence a week after the coming one;
+  coming one is next week's and nothing splits ("next Monday" said on a Wednesday: OK).
+- "<weekday> after next" / "next to next <weekday>" is the occurrence a week after the coming one;
   "3 fridays from now" the third occurrence after today.
 - "first/second/last <weekday> of <month>" and "second week of March" (days 8-14) are in this year's
   month, or next year's once it has passed; "the 20th of next month" is in that month.
