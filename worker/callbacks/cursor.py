@@ -70,6 +70,8 @@ class Cursor:
             return self.fval(k), 1
         if t0 is Tag.FRAC and t1 is Tag.NUM:
             return self.num(k + 1) + self.fval(k), 2  # "sadhe teen ghante"
+        if t0 is Tag.FRAC and t1 is Tag.UNIT:
+            return 1 + self.fval(k), 1  # "paune ghante" = 3/4 hour, "sava ghanta" = 1 1/4
         if t0 is Tag.NUM and t1 is Tag.AND and self.tag(k + 2) is Tag.ARTICLE and self.tag(k + 3) is Tag.FRACNUM:
             return self.num(k) + self.fval(k + 3), 4  # "2 and an half hours"
         if t0 is Tag.NUM:

@@ -125,7 +125,8 @@ NUMBERS: Mapping[str, int] = {
     "ek": 1, "do": 2, "teen": 3, "tin": 3, "char": 4, "chaar": 4, "chār": 4, "paanch": 5, "panch": 5,
     "paach": 5, "panc": 5, "chhe": 6, "chhah": 6, "chhaha": 6, "che": 6, "chah": 6, "cheh": 6, "saat": 7,
     "aath": 8, "aat": 8, "nau": 9, "das": 10, "dus": 10, "gyarah": 11, "gyara": 11, "gyaarah": 11,
-    "gyaara": 11, "barah": 12, "bara": 12, "baarah": 12, "baara": 12, "pandrah": 15, "pandra": 15,
+    "gyaara": 11, "gyaraah": 11, "gyarha": 11, "barah": 12, "barha": 12, "bara": 12, "baarah": 12,
+    "baara": 12, "pandrah": 15, "pandra": 15,
     "bees": 20, "bis": 20, "pachees": 25, "pachchis": 25, "tees": 30, "tis": 30, "paintalis": 45,
     "pachas": 50, "pachaas": 50,
     # Devanagari
@@ -418,7 +419,8 @@ FILLERS: frozenset[str] = frozenset(
         wale thank thanks dhanyavad shukriya theek thik sure yeah yaa haa tab tabhi karte karenge
         karunga karungi karega karegi raha rahi rahe please but sorry more another callback wala
         customer caller client lead user he she they asked asks wants wanted requested request requests
-        prefers preferred vala vale wali
+        prefers preferred krna kro kriye krein kren kijiyega lijiye lijie lena lo karlo karlena krdo krdena
+        dijiyega dena vala vale wali
         उस वाले वाली वाला
         कॉल फोन फ़ोन करना करो करें कीजिए कीजिये कर दीजिए को जी पे पर मुझे मैं हूं हूँ है हैं के का की से तक
         """
