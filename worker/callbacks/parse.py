@@ -204,7 +204,10 @@ class _Walk(ClockRules):
         callback that far ahead too."""
         k = 0
         within = self.tag() is Tag.WITHIN
-        if self.tag() in (Tag.IN, Tag.AFTER, Tag.WITHIN):
+        base: RelDay | None = None
+        if self.tag() is Tag.REL_DAY and self.tag(1) in (Tag.SE, Tag.FROM):
+            base, k = RelDay(self.num()), 2  # "aaj se 2 din baad", "kal se ek hafte baad"
+        elif self.tag() in (Tag.IN, Tag.AFTER, Tag.WITHIN):
             k = 2 if self.tag(1) in (Tag.HOURMARK, Tag.APPROX) else 1
         found = self.quantity(k)
         if found is not None and self.tag(k + found[1]) is Tag.FILLER and self.text(k + found[1]) in _MORE:
@@ -222,8 +225,7 @@ class _Walk(ClockRules):
             k += 1
         if unit == "hour" and amount is not None:
             amount, unit, k = self.minutes_after_hours(amount, k)
-        base: RelDay | None = None
-        if self.tag(k) is Tag.FROM and self.tag(k + 1) is Tag.REL_DAY:
+        if base is None and self.tag(k) is Tag.FROM and self.tag(k + 1) is Tag.REL_DAY:
             base, k = RelDay(self.num(k + 1)), k + 2  # "a week from tomorrow"
         elif self.tag(k) in (Tag.POST_IN, Tag.POST_AFTER, Tag.LATER):
             within = within or self.text(k) in _WITHIN_POST  # "do ghante ke andar"
@@ -239,7 +241,7 @@ class _Walk(ClockRules):
             else:
                 raise NotUnderstood(f"'within {amount:g} {unit}s' is too long a window")
             return self.done(k, "other")
-        if unit in _CLOCK_UNITS and base is None:
+        if unit in _CLOCK_UNITS and base in (None, RelDay(0)):  # "aaj se 2 ghante baad" = in 2 hours
             offset = timedelta(minutes=amount * _CLOCK_UNITS[unit])
             if offset > _MAX_OFFSET:
                 raise NotUnderstood(f"'{amount:g} {unit}s' is no callback time")

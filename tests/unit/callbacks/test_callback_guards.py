@@ -104,6 +104,11 @@ GUARDS = (
     Guard("Friday 14th", OK, "2025-03-14T00:00"),
     Guard("Thursday 14th", UNP, why="the 14th is a Friday; the next Thursday 14th is in August"),
     Guard("Monday 14th", AMB, "2025-04-14T00:00", "the next Monday 14th; the caller may mean Fri 14 Mar"),
+    # counted from a day: "aaj se", "kal se"
+    Guard("aaj se 2 din baad", OK, "2025-03-14T00:00"),
+    Guard("kal se ek hafte baad", OK, "2025-03-20T00:00"),
+    Guard("aaj se 2 ghante baad", OK, "2025-03-12T13:20"),
+    Guard("kal se 2 ghante baad", UNP, why="hours counted from tomorrow: from when?"),
     # a lone number is never an hour
     Guard("call me in 5", UNP),
     Guard("3 15", UNP),
