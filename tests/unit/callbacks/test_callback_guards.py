@@ -6,11 +6,15 @@ Reference, unless a case says otherwise: Wednesday 12 March 2025 11:20 IST.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from worker.callbacks import CallbackReading, CallbackStatus, Grain, parse_callback_time
 
@@ -164,3 +168,23 @@ def test_a_bare_negation_is_vague_and_says_why() -> None:
         reading = read(text)
         assert reading.status is VAGUE, text
         assert "negation" in reading.reason
+
+
+# ------------------------------------------------------------------------------ never half-read (property)
+_ODD = ("xyzzy", "maybe", "or", "probably", "shayad", "wednesdayy", "hmm", "kabhi-kabhi", "यार")
+_CORPUS = [
+    json.loads(line)
+    for line in (Path(__file__).resolve().parents[2] / "fixtures" / "callbacks" / "corpus.jsonl")
+    .read_text(encoding="utf-8")
+    .splitlines()
+    if line.strip()
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=st.sampled_from(_CORPUS), where=st.integers(min_value=0, max_value=12), word=st.sampled_from(_ODD))
+def test_an_unknown_word_anywhere_makes_any_corpus_phrase_unparsed(case: dict[str, str], where: int, word: str) -> None:
+    words = case["text"].split()
+    words.insert(min(where, len(words)), word)
+    reading = parse_callback_time(" ".join(words), reference=datetime.fromisoformat(case["ref"]).astimezone(IST))
+    assert reading.status is UNP, (words, reading.describe())
