@@ -433,7 +433,7 @@ FILLER_PHRASES: tuple[str, ...] = (
     "thank you", "call me", "call back", "give me a call", "give a call", "give me a ring", "can you",
     "could you", "please call", "try again", "in a meeting", "at work", "wale din", "vale din",
     "wala din", "vala din", "वाले दिन", "ke din", "के दिन", "would like", "to be", "be called",
-    "a callback", "call back at", "callback time", "make it", "lets say", "let us say", "say", "maybe at",
+    "a callback", "call back at", "callback time", "make it", "lets say", "let us say", "say",
 )  # fmt: skip
 
 
