@@ -17,13 +17,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from worker.bulk import BulkReport, BulkSync
 from worker.cli import main, read_call_ids
 from worker.ledger import Record, State
 from worker.phones import same_number
-from worker.pipeline import Services
 from worker.runtime import Runtime
 from worker.sandbox.local import SEED_CALL, Sandboxes
+from worker.sync.bulk import BulkReport, BulkSync
+from worker.sync.stream import Services
 from worker.tasks import sync_and_record
 from worker.twenty2.client import RetryPolicy, Twenty2Client
 

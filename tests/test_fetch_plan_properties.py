@@ -42,11 +42,11 @@ from hypothesis import strategies as st
 from worker.errors import PermanentError, RetryableError, SkippedError, SyncError
 from worker.mapping import Mapping, load_mapping, parse_mapping
 from worker.phones import same_number
-from worker.pipeline import Services, plan_call, run_sync
 from worker.plan import CALLBACK_SUFFIX, DESCRIPTION_LIMIT, SUBJECT_LIMIT, TRIM_MARKER, Ref, SyncPlan, lead_phone
 from worker.salesforce.client import SalesforceClient
 from worker.sandbox.local import Sandboxes
 from worker.sandbox.salesforce import DEMO_PHONES, SalesforceState
+from worker.sync.stream import Services, plan_call, run_sync
 from worker.twenty2.client import RetryPolicy, Twenty2Client
 from worker.twenty2.models import CallDetail
 

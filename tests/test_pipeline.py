@@ -18,13 +18,13 @@ import redis
 from worker.devstack import RedisServer
 from worker.ledger import State
 from worker.phones import same_number
-from worker.pipeline import Services, run_sync
 from worker.ratelimit import SharedRateLimit
 from worker.runtime import Runtime
-from worker.salesforce.leadcache import LeadCache
+from worker.salesforce.lead_cache import LeadCache
 from worker.sandbox.local import FAILED_CALL, SEED_CALL, Sandboxes
 from worker.sandbox.salesforce import ValidationRule
 from worker.sandbox.serve import free_port
+from worker.sync.stream import Services, run_sync
 from worker.tasks import sync_and_record
 from worker.twenty2.client import RetryPolicy, Twenty2Client
 

@@ -40,11 +40,11 @@ from worker import celery_app
 from worker.celery_app import make_celery
 from worker.cli import main
 from worker.logs import configure_logging
-from worker.pipeline import Services
 from worker.runtime import Runtime
 from worker.sandbox.local import Sandboxes
 from worker.sandbox.salesforce import ORG_ID, OAuthConfig, ValidationRule
 from worker.settings import Settings
+from worker.sync.stream import Services
 from worker.tasks import sync_and_record
 from worker.twenty2.client import RetryPolicy, Twenty2Client
 

@@ -122,7 +122,7 @@ def show_settings() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def sync(call_id: str, dry_run: bool, as_json: bool) -> None:
     """Sync CALL_ID now, in this process (no queue); records the outcome in the ledger unless --dry-run."""
-    from worker.pipeline import plan_call
+    from worker.sync.stream import plan_call
     from worker.tasks import sync_and_record
 
     rt = _runtime()
@@ -405,7 +405,7 @@ def backfill(path: Path, dry_run: bool, chunk_size: int | None, threads: int | N
         sys.exit(1 if invalid else 0)
     rt = _runtime()
     if dry_run:
-        from worker.bulk import ledger_preview
+        from worker.sync.bulk import ledger_preview
 
         preview = ledger_preview(rt, ids, force=False)
         console.print(
@@ -479,7 +479,7 @@ def _run_bulk(
     as_json: bool,
 ) -> None:
     """Bulk-sync ``ids`` in this process with a progress bar, then print the summary; exit 1 if any failed."""
-    from worker.bulk import DEFAULT_CHUNK, DEFAULT_THREADS, BulkSync
+    from worker.sync.bulk import DEFAULT_CHUNK, DEFAULT_THREADS, BulkSync
 
     with Progress(console=console, transient=True, disable=as_json) as progress:
         bar = progress.add_task(source, total=len(ids))

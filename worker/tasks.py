@@ -23,9 +23,9 @@ from worker.errors import (
     SyncError,
 )
 from worker.ledger import RESOLVED, Ledger, State
-from worker.pipeline import run_sync
 from worker.runtime import Runtime, get_runtime
 from worker.settings import Settings
+from worker.sync.stream import run_sync
 
 log = structlog.get_logger(__name__)
 

@@ -54,11 +54,11 @@ from redis.lock import Lock
 from worker.errors import PermanentError, Stage, SyncError
 from worker.ledger import RESOLVED, State
 from worker.phones import e164
-from worker.pipeline import STALE_TARGET_CODES, Services, SyncOutcome
 from worker.plan import LeadTarget, PlanContext, RecordWrite, Ref, SyncPlan, build_plan, call_reference_time, lead_phone
 from worker.runtime import Runtime
-from worker.salesforce.bulk_writer import CollectionWriter, RecordResult
+from worker.salesforce.collection_writer import CollectionWriter, RecordResult
 from worker.salesforce.lead_batch import LeadBatch
+from worker.sync.stream import STALE_TARGET_CODES, Services, SyncOutcome
 from worker.tasks import LOCK_SECONDS, record_error
 from worker.twenty2.models import CallDetail
 

@@ -20,9 +20,9 @@ from worker.mapping import Mapping, load_mapping
 from worker.plan import LeadTarget, PlanContext, SyncPlan, build_plan
 from worker.ratelimit import SharedRateLimit
 from worker.salesforce.client import SalesforceClient
-from worker.salesforce.leadcache import LeadCache
-from worker.salesforce.leads import LeadFinder
-from worker.salesforce.writer import PlanWriter
+from worker.salesforce.composite_writer import CompositeWriter
+from worker.salesforce.lead_cache import LeadCache
+from worker.salesforce.lead_finder import LeadFinder
 from worker.settings import Settings, UnknownNumberPolicy
 from worker.twenty2.client import Twenty2Client
 from worker.twenty2.models import CallDetail
@@ -54,7 +54,7 @@ class Services:
     salesforce: SalesforceClient
     mapping: Mapping
     finder: LeadFinder
-    writer: PlanWriter
+    writer: CompositeWriter
     _lengths: dict[str, int] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -79,7 +79,7 @@ class Services:
             api_version=settings.salesforce_api_version,
             cache=cache,
         )
-        writer = PlanWriter(salesforce, api_version=settings.salesforce_api_version)
+        writer = CompositeWriter(salesforce, api_version=settings.salesforce_api_version)
         return cls(settings, twenty2, salesforce, mapping, finder, writer)
 
     def field_lengths(self) -> dict[str, int]:
