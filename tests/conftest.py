@@ -8,11 +8,20 @@ from pathlib import Path
 import pytest
 import redis
 
+from worker import retry
 from worker.devstack import RedisServer
 from worker.logs import configure_logging
 from worker.sandbox.local import Sandboxes
 
 configure_logging("console")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def retries_do_not_wait() -> Iterator[None]:
+    """The one switch: in-process retry loops keep their attempt counts but skip their sleeps (a test that
+    measures a wait turns them back on with ``retry.testing(wait=True)``)."""
+    with retry.testing(wait=False):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ from worker.sandbox.local import SEED_CALL, Sandboxes
 from worker.sync.bulk import BulkReport, BulkSync
 from worker.sync.stream import Services
 from worker.tasks import sync_and_record
-from worker.twenty2.client import RetryPolicy, Twenty2Client
+from worker.twenty2.client import Twenty2Client
 
 NEW_NUMBER = "9123400001"
 INTERESTED = {"interested": "yes", "callback_requested": "yes", "callback_time": "kal subah 11 baje"}
@@ -34,7 +34,7 @@ INTERESTED = {"interested": "yes", "callback_requested": "yes", "callback_time":
 def runtime(boxes: Sandboxes, redis_url: str) -> Runtime:
     boxes.twenty2.configure(rate_limit_per_minute=None)
     settings = boxes.settings(redis_url=redis_url, twenty2_rate_limit_per_minute=0)
-    services = Services.from_settings(settings, twenty2=Twenty2Client(settings, retry=RetryPolicy.instant()))
+    services = Services.from_settings(settings, twenty2=Twenty2Client(settings))
     return Runtime(settings, _services=services)
 
 

@@ -47,7 +47,7 @@ from worker.salesforce.client import SalesforceClient
 from worker.sandbox.local import Sandboxes
 from worker.sandbox.salesforce import DEMO_PHONES, SalesforceState
 from worker.sync.stream import Services, plan_call, run_sync
-from worker.twenty2.client import RetryPolicy, Twenty2Client
+from worker.twenty2.client import Twenty2Client
 from worker.twenty2.models import CallDetail
 
 EXAMPLES: Counter[str] = Counter()
@@ -161,8 +161,8 @@ def make_services(boxes: Sandboxes, redis_url: str, mapping: Mapping, **override
     return Services.from_settings(
         settings_,
         mapping=mapping,
-        twenty2=Twenty2Client(settings_, retry=RetryPolicy.instant()),
-        salesforce=SalesforceClient(settings_, retry_wait=0),
+        twenty2=Twenty2Client(settings_),
+        salesforce=SalesforceClient(settings_),
     )
 
 

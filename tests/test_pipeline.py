@@ -26,12 +26,12 @@ from worker.sandbox.salesforce import ValidationRule
 from worker.sandbox.serve import free_port
 from worker.sync.stream import Services, run_sync
 from worker.tasks import sync_and_record
-from worker.twenty2.client import RetryPolicy, Twenty2Client
+from worker.twenty2.client import Twenty2Client
 
 
 def runtime(boxes: Sandboxes, redis_url: str, **overrides: Any) -> Runtime:
     settings = boxes.settings(redis_url=redis_url, twenty2_rate_limit_per_minute=0, **overrides)
-    services = Services.from_settings(settings, twenty2=Twenty2Client(settings, retry=RetryPolicy.instant()))
+    services = Services.from_settings(settings, twenty2=Twenty2Client(settings))
     return Runtime(settings, _services=services)
 
 
@@ -421,9 +421,7 @@ def unreachable_redis_url() -> str:
 def test_redis_outage_during_the_lookup_is_retried_not_failed(boxes: Sandboxes, redis_url: str) -> None:
     settings = boxes.settings(redis_url=redis_url, twenty2_rate_limit_per_minute=0)
     away = LeadCache(redis.Redis.from_url(unreachable_redis_url(), socket_timeout=1), region="IN")
-    services = Services.from_settings(
-        settings, twenty2=Twenty2Client(settings, retry=RetryPolicy.instant()), cache=away
-    )
+    services = Services.from_settings(settings, twenty2=Twenty2Client(settings), cache=away)
     rt = Runtime(settings, _services=services)
     assert sync_and_record(rt, SEED_CALL) == "queued"
     record = rt.ledger.get(SEED_CALL)
@@ -435,7 +433,7 @@ def test_redis_outage_during_the_lookup_is_retried_not_failed(boxes: Sandboxes, 
 def test_redis_outage_in_the_twenty2_rate_limit_is_retried_not_failed(boxes: Sandboxes, redis_url: str) -> None:
     settings = boxes.settings(redis_url=redis_url, twenty2_rate_limit_per_minute=60)
     limit = SharedRateLimit(unreachable_redis_url(), key="twenty2:test", per_minute=60)
-    twenty2 = Twenty2Client(settings, retry=RetryPolicy.instant(), before_request=limit.acquire)
+    twenty2 = Twenty2Client(settings, before_request=limit.acquire)
     rt = Runtime(settings, _services=Services.from_settings(settings, twenty2=twenty2))
     assert sync_and_record(rt, SEED_CALL) == "queued"
     record = rt.ledger.get(SEED_CALL)
@@ -454,7 +452,7 @@ def test_redis_outage_right_after_the_write_still_records_synced(
     try:
         settings = boxes.settings(redis_url=redis_url, twenty2_rate_limit_per_minute=0)
         cache = LeadCache(redis.Redis.from_url(cache_server.url, socket_timeout=1), region="IN")
-        twenty2 = Twenty2Client(settings, retry=RetryPolicy.instant())
+        twenty2 = Twenty2Client(settings)
         rt = Runtime(settings, _services=Services.from_settings(settings, twenty2=twenty2, cache=cache))
         target = rt.services.finder.find(twenty2.get_call_detail(call_id))  # read ahead: the Lead's snapshot
         assert target is not None and target.record_id == lead_id

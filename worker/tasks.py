@@ -8,11 +8,11 @@ time (retryable errors, bounded; the daily API limit holds work without counting
 
 from __future__ import annotations
 
-import random
 import time
 
 import structlog
 
+from worker import retry
 from worker.celery_app import app
 from worker.errors import (
     PermanentError,
@@ -143,7 +143,12 @@ def record_error(ledger: Ledger, settings: Settings, call_id: str, exc: SyncErro
         record = ledger.get(call_id)
         failures = (record.failures if record else 0) + 1
         if failures < settings.crm_sync_max_attempts:
-            delay = retry_delay(failures, settings, exc.retry_after)
+            delay = retry.backoff(
+                failures,
+                base=settings.crm_sync_retry_base_seconds,
+                cap=settings.crm_sync_retry_max_seconds,
+                retry_after=exc.retry_after,
+            )
             ledger.retry_later(call_id, error=exc, due_at=time.time() + delay)
             log.warning("sync.retry_scheduled", attempt=failures, delay=round(delay, 1), **fields)
             return "queued"
@@ -152,10 +157,3 @@ def record_error(ledger: Ledger, settings: Settings, call_id: str, exc: SyncErro
         log.error("sync.failed", **fields)
     ledger.failed(call_id, error=exc)
     return "failed"
-
-
-def retry_delay(failures: int, settings: Settings, retry_after: float | None) -> float:
-    """Exponential backoff with full jitter in its upper half, at least ``retry_after``, capped."""
-    base = min(settings.crm_sync_retry_max_seconds, settings.crm_sync_retry_base_seconds * 2 ** (failures - 1))
-    delay = base / 2 + random.uniform(0, base / 2)
-    return min(settings.crm_sync_retry_max_seconds, max(delay, retry_after or 0.0))

@@ -20,7 +20,7 @@ of another failure; ``classify_errors`` looks past them to the cause when the li
 ``composite_error`` does the same across the subrequest results.
 
 Reads (query, search, describe, get, limits) are retried in-process a few times on
-``SalesforceUnavailable`` (short exponential waits; ``retry_wait=0`` turns the waits off in tests). Writes
+``SalesforceUnavailable``, waiting the one backoff of ``worker.retry`` (``retry.SALESFORCE_READS``). Writes
 are never retried here: the task layer retries them, and the sandbox shows why (a write can commit and lose
 its reply). Error messages never carry tokens, and digit runs that look like phone numbers are masked.
 """
@@ -31,6 +31,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
@@ -42,8 +43,8 @@ from simple_salesforce import format_external_id as format_external_id
 from simple_salesforce import format_soql as format_soql
 from simple_salesforce.exceptions import SalesforceError as LibraryError
 from simple_salesforce.exceptions import SalesforceExpiredSession
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_none
 
+from worker import retry as retries
 from worker.errors import (
     SalesforceError,
     SalesforceLimitExceeded,
@@ -243,8 +244,7 @@ class SalesforceClient:
         settings: Settings,
         *,
         http: requests.Session | None = None,
-        read_attempts: int = 3,
-        retry_wait: float = 0.5,
+        read_attempts: int = retries.SALESFORCE_READS.attempts,
     ) -> None:
         self.settings = settings
         self.http = http or _new_http(settings)
@@ -252,8 +252,7 @@ class SalesforceClient:
             raise ValueError("TLS verification must stay on for Salesforce (verify=False refused)")
         self.http.hooks.setdefault("response", []).append(self._remember_usage)
         self.timeout = (min(10.0, settings.salesforce_timeout), settings.salesforce_timeout)
-        self._read_attempts = max(1, read_attempts)
-        self._retry_wait = max(0.0, retry_wait)
+        self._reads = replace(retries.SALESFORCE_READS, attempts=max(1, read_attempts))
         self._lock = threading.Lock()
         self._sf: Salesforce | None = None
         self._generation = 0
@@ -340,19 +339,9 @@ class SalesforceClient:
 
     def _read(self, fn: Callable[[], T]) -> T:
         """Run a read, retrying ``SalesforceUnavailable`` (never the limit or an expired session)."""
-        wait = (
-            wait_exponential(multiplier=self._retry_wait, max=self._retry_wait * 8) if self._retry_wait else wait_none()
-        )
-        retrying = Retrying(
-            stop=stop_after_attempt(self._read_attempts),
-            wait=wait,
-            retry=retry_if_exception_type(SalesforceUnavailable),
-            reraise=True,
-            before_sleep=lambda state: log.warning(
-                "salesforce.read_retry",
-                attempt=state.attempt_number,
-                code=getattr(state.outcome.exception() if state.outcome else None, "code", None),
-            ),
+        retrying = self._reads.retrying(
+            SalesforceUnavailable,
+            event="salesforce.read_retry",
         )
         return retrying(fn)
 
