@@ -23,8 +23,8 @@ from worker.phones import same_number
 from worker.runtime import Runtime
 from worker.sandbox.local import SEED_CALL, Sandboxes
 from worker.sync.bulk import BulkReport, BulkSync
-from worker.sync.stream import Services
-from worker.tasks import sync_and_record
+from worker.sync.services import Services
+from worker.sync.stream import sync_and_record
 from worker.twenty2.client import Twenty2Client
 
 NEW_NUMBER = "9123400001"

@@ -40,13 +40,13 @@ from worker import celery_app
 from worker.celery_app import make_celery
 from worker.cli import main
 from worker.logs import configure_logging
+from worker.retry import TWENTY2
 from worker.runtime import Runtime
 from worker.sandbox.local import Sandboxes
 from worker.sandbox.salesforce import ORG_ID, OAuthConfig, ValidationRule
 from worker.settings import Settings
-from worker.sync.stream import Services
-from worker.tasks import sync_and_record
-from worker.retry import TWENTY2
+from worker.sync.services import Services
+from worker.sync.stream import sync_and_record
 from worker.twenty2.client import Twenty2Client
 
 T2_KEY = "t2key-CANARY-k9f3a7c1"

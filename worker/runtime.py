@@ -18,7 +18,7 @@ from worker.salesforce.lead_cache import LeadCache
 from worker.settings import Settings
 
 if TYPE_CHECKING:
-    from worker.sync.stream import Services
+    from worker.sync.services import Services
 
 
 @dataclass
@@ -78,7 +78,7 @@ class Runtime:
         with self._lock:
             if self._services is None:
                 # Imported here: the web process never needs the API clients.
-                from worker.sync.stream import Services
+                from worker.sync.services import Services
 
                 self._services = Services.from_settings(self.settings)
             return self._services

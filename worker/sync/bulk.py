@@ -1,5 +1,6 @@
 """Bulk sync: many call ids (replays, backfills) for a few Salesforce API calls per thousand calls.
 
+The bulk path, the streaming path's pair (``worker.sync.stream``); what they share is ``worker.sync.core``.
 ``BulkSync(runtime).run(call_ids, source=...)`` works through the ids in chunks (default 1,000). Per chunk:
 
 1. **accept** each call into the ledger (``replay``: forced, as the old re-queue did; ``backfill``: only new
@@ -10,16 +11,18 @@
    rate limit keeps this process and every worker together within Twenty2's 60 requests a minute;
 3. **read the Leads** in bulk (``LeadBatch``: LeadFinder's rules on rows read a few composite requests at a
    time), after the fetch, so Lead values are as fresh as possible when the writes go out;
-4. **plan** each call with the pure ``build_plan``. Calls of one Lead are planned in call order, each on the
-   values the one before would have left, and their Lead changes are merged into one update; calls of one
-   unknown number create ONE Lead (the earliest call creates it, the others update it);
+4. **plan** each call with the pure ``build_plan`` (the pure decisions of steps 4-6 are in
+   ``worker.sync.bulk_plan``). Calls of one Lead are planned in call order, each on the values the one
+   before would have left, and their Lead changes are merged into one update; calls of one unknown number
+   create ONE Lead (the earliest call creates it, the others update it);
 5. **write** with sObject Collections in composite requests (``CollectionWriter``, up to 1,000 records per
    API call, ``allOrNone`` false): phase 1 the Lead creates; phase 2 the Lead updates and the call and
    follow-up Task upserts, whose ``WhoId`` is the Lead phase 1 created. Task upserts refused only because
-   the Task exists (``TaskSubtype``) are sent again without it. A call whose Lead turned out converted
-   (``CANNOT_UPDATE_CONVERTED_LEAD``) is looked up, planned and written once more, as the streaming path does;
+   the Task exists (``TaskSubtype``) are sent again without it. A call whose Lead turned out changed,
+   converted or deleted (``core.is_stale_target``, the streaming path's rule) is looked up, planned and
+   written once more;
 6. **record** each call as the streaming path does: every record written → ``synced`` with the ids; else
-   the first refused record's error → ``record_error`` (retry later, held, failed or skipped). Twenty2 and
+   the first refused record's error → ``core.record_error`` (retry later, held, failed or skipped). Twenty2 and
    plan errors are recorded per call the same way. A failed call is recorded, never dropped.
 
 Trade-offs against the streaming path (one all-or-none composite per call):
@@ -40,10 +43,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,16 +54,15 @@ import requests
 import structlog
 from redis.lock import Lock
 
-from worker.errors import PermanentError, Stage, SyncError
+from worker.errors import Stage, SyncError, internal_errors
 from worker.ledger import RESOLVED, State
-from worker.phones import e164
-from worker.plan import LeadTarget, PlanContext, RecordWrite, Ref, SyncPlan, build_plan, call_reference_time, lead_phone
 from worker.runtime import Runtime
-from worker.salesforce.collection_writer import CollectionWriter, RecordResult
+from worker.salesforce.collection_writer import CollectionWriter
 from worker.salesforce.lead_batch import LeadBatch
-from worker.sync.stream import STALE_TARGET_CODES, Services, SyncOutcome
-from worker.tasks import LOCK_SECONDS, record_error
-from worker.twenty2.models import CallDetail
+from worker.sync import bulk_plan, core
+from worker.sync.bulk_plan import BulkCall, detail_of, write_of
+from worker.sync.core import SyncOutcome
+from worker.sync.services import Services
 
 log = structlog.get_logger(__name__)
 
@@ -98,28 +100,6 @@ class BulkReport:
             "chunks": self.chunks,
             "elapsed_seconds": round(self.elapsed, 3),
         }
-
-
-@dataclass
-class _Call:
-    """One call going through a chunk: its detail, plan, written ids, or the error that stopped it."""
-
-    call_id: str
-    detail: CallDetail | None = None
-    transcript: str | None = None
-    plan: SyncPlan | None = None
-    error: SyncError | None = None
-    ids: dict[str, str] = field(default_factory=dict)
-    results: dict[str, RecordResult] = field(default_factory=dict)
-    synced: bool = False  # every record written
-
-
-@dataclass
-class _Group:
-    """Calls that write to one Lead/Contact (``target``), or to one new Lead (``target`` None), in call order."""
-
-    target: LeadTarget | None
-    calls: list[_Call]
 
 
 OnPhase = Callable[[str], None]
@@ -185,10 +165,8 @@ class BulkSync:
             else:
                 wanted.append(call_id)
         locks: dict[str, Lock] = {}
-        # As the worker's lock: never longer than the visibility timeout; the keeper renews it meanwhile.
-        lock_seconds = min(LOCK_SECONDS, self.settings.celery_visibility_timeout)
         for call_id in wanted:
-            lock = self.runtime.redis.lock(f"crm-sync:lock:{call_id}", timeout=lock_seconds, blocking=False)
+            lock = core.call_lock(self.runtime, call_id)
             if lock.acquire():
                 locks[call_id] = lock
             else:
@@ -196,21 +174,19 @@ class BulkSync:
         if not locks:
             return
         stop = threading.Event()
-        keeper = threading.Thread(target=_keep_locks, args=(list(locks.values()), lock_seconds / 3, stop), daemon=True)
+        every = core.lock_seconds(self.settings) / 3
+        keeper = threading.Thread(target=_keep_locks, args=(list(locks.values()), every, stop), daemon=True)
         keeper.start()
-        calls = {call_id: _Call(call_id) for call_id in locks}
+        calls = {call_id: BulkCall(call_id) for call_id in locks}
         try:
-            for call_id in calls:
-                self.runtime.ledger.start(call_id)
+            with internal_errors(Stage.RECORD):
+                for call_id in calls:
+                    self.runtime.ledger.start(call_id)
             self._sync(calls, report)
-        except Exception as exc:  # a bug, not bad data: keep every call visible and replayable
-            log.exception("bulk.crashed")
-            error = PermanentError(
-                f"internal error: {type(exc).__name__}: {exc}"[:500], stage=Stage.PLAN, code="INTERNAL"
-            )
+        except SyncError as exc:  # a crash (InternalError at its stage): keep every call visible and replayable
             for call in calls.values():
                 if not call.synced:
-                    call.error = call.error or error
+                    call.error = call.error or exc
         finally:
             try:
                 self._record(calls, report)
@@ -218,15 +194,12 @@ class BulkSync:
                 stop.set()
                 keeper.join(timeout=5)
                 for lock in locks.values():
-                    try:
-                        lock.release()
-                    except Exception:  # expired: another worker may own it now; nothing to undo
-                        log.warning("bulk.lock_expired")
+                    core.release(lock)
 
-    def _sync(self, calls: dict[str, _Call], report: BulkReport) -> None:
+    def _sync(self, calls: dict[str, BulkCall], report: BulkReport) -> None:
         try:
             # The org's API reserve holds bulk work as it holds the workers'.
-            self.runtime.budget.check(max_age=self.settings.crm_sync_limit_hold_seconds)
+            core.check_budget(self.runtime)
         except SyncError as exc:
             for call in calls.values():
                 call.error = exc
@@ -236,223 +209,105 @@ class BulkSync:
         ready = [c for c in calls.values() if c.error is None]
         try:
             report.task_subtype_resends += self._write_round(ready, report)
-            stale = [c for c in ready if c.error is not None and c.error.code in STALE_TARGET_CODES]
+            stale = [c for c in ready if c.error is not None and core.is_stale_target(c.error)]
             if stale:
-                # The Lead was converted or deleted between the read and the write: look again (a converted
-                # Lead now yields its Contact) and write once more, as the streaming path does.
-                log.info("bulk.lead_changed_meanwhile", calls=len(stale))
+                # The Lead changed, was converted or deleted between the read and the write: look again (a
+                # converted Lead now yields its Contact) and write once more, as the streaming path does.
                 for call in stale:
-                    call.error, call.plan, call.ids, call.results = None, None, {}, {}
+                    if call.plan is not None and call.error is not None:
+                        core.lead_changed(self.services, call.plan, detail_of(call), call.error)
+                    call.reset()
                 report.task_subtype_resends += self._write_round(stale, report)
         finally:
-            self._forget_written(ready)
-            salesforce = self.services.salesforce
-            self.runtime.budget.observe(salesforce.api_usage, salesforce.api_usage_seen_at)
-
-    def _forget_written(self, calls: list[_Call]) -> None:
-        """Drop the streaming path's snapshots of the Leads this run wrote (they are stale now)."""
-        for call in calls:
-            if call.plan is not None and call.detail is not None and call.plan.write("lead") is not None:
-                self.services.finder.forget(call.plan.target, call.detail)
+            for call in ready:
+                if call.plan is not None and call.detail is not None:
+                    core.forget_written(self.services, call.plan, call.detail)
+            core.observe_budget(self.runtime)
 
     # --- fetch -------------------------------------------------------------------------------------------
 
-    def _fetch(self, calls: list[_Call]) -> None:
+    def _fetch(self, calls: list[BulkCall]) -> None:
         with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="bulk-fetch") as pool:
             list(pool.map(self._fetch_one, calls))
 
-    def _fetch_one(self, call: _Call) -> None:
-        twenty2 = self.services.twenty2
+    def _fetch_one(self, call: BulkCall) -> None:
         try:
-            self._count_twenty2()
-            call.detail = twenty2.get_call_detail(call.call_id)
-            link = call.detail.transcript
-            if call.detail.call.connected and link is not None:
-                if link.url:
-                    self._count_twenty2()
-                call.transcript = twenty2.fetch_transcript(link)
+            call.detail, call.transcript = core.fetch_call(self.services, call.call_id, on_request=self._count_twenty2)
         except SyncError as exc:
             call.error = exc
-        except Exception as exc:  # a bug, not bad data
-            log.exception("bulk.fetch_crashed", call_id=call.call_id)
-            call.error = PermanentError(
-                f"internal error: {type(exc).__name__}: {exc}"[:500], stage=Stage.FETCH, code="INTERNAL"
-            )
 
     # --- one round: read Leads, plan, write ---------------------------------------------------------------
 
-    def _write_round(self, calls: list[_Call], report: BulkReport) -> int:
+    def _write_round(self, calls: list[BulkCall], report: BulkReport) -> int:
         """Look up, plan and write ``calls`` (fetched, no error yet); sets each call's ids or error."""
         if not calls:
             return 0
         services = self.services
+        mapping = services.mapping
         self.on_phase(f"reading the Leads of {len(calls)} calls")
         batch = LeadBatch(services.salesforce, services.finder, api_version=self.settings.salesforce_api_version)
         try:
-            ctx = services.context(datetime.now(UTC))
-            targets = batch.resolve({c.call_id: _detail(c) for c in calls})
+            with internal_errors(Stage.PLAN):
+                ctx = services.context(datetime.now(UTC))
+            with internal_errors(Stage.LOOKUP):
+                targets = batch.resolve({c.call_id: detail_of(c) for c in calls})
         except SyncError as exc:
             for call in calls:
                 call.error = exc
             return 0
         finally:
             report.lookups_delegated += batch.delegated
-        groups = self._groups(calls, targets, ctx)
+        with internal_errors(Stage.PLAN):
+            groups = bulk_plan.group_calls(calls, targets, ctx, region=self.settings.crm_sync_phone_region)
         writer = CollectionWriter(services.salesforce, api_version=self.settings.salesforce_api_version)
 
         self.on_phase(f"planning {len(calls)} calls; creating new Leads")
-        creators = [self._plan_group(group, ctx) for group in groups]
-        creates = [(call, _write(call, "lead")) for call in creators if call is not None]
-        written = writer.write([w for _, w in creates])
+        creators = [bulk_plan.plan_group(group, mapping, ctx) for group in groups]
+        resent = self._create_leads([call for call in creators if call is not None], writer)
+        with internal_errors(Stage.PLAN):
+            for group, creator in zip(groups, creators, strict=True):
+                if creator is not None:
+                    bulk_plan.plan_after_create(group, creator, mapping, ctx)
+
+        self.on_phase(f"writing Lead updates and Tasks of {len(calls)} calls")
+        with internal_errors(Stage.PLAN):
+            owners, writes = bulk_plan.second_phase(groups)
+        with internal_errors(Stage.WRITE):
+            written = writer.write(writes)
+        resent += written.resent
+        for (members, ref), result in zip(owners, written.results, strict=True):
+            for call in members:
+                call.results[ref] = result
+        for call in calls:
+            bulk_plan.settle(call)
+        return resent
+
+    def _create_leads(self, creators: list[BulkCall], writer: CollectionWriter) -> int:
+        """Phase 1: the new Leads, one per unknown number; each creator gets its Lead id or the error."""
+        creates = [(call, write_of(call, "lead")) for call in creators]
+        with internal_errors(Stage.WRITE):
+            written = writer.write([w for _, w in creates])
         for call, _ in creates:
-            if call.detail is not None:
-                services.finder.note_created(call.detail)  # the streaming path must not trust "no Lead" now
-        resent = written.resent
+            self.services.finder.note_created(detail_of(call))  # the streaming path must not trust "no Lead" now
         for (call, write), result in zip(creates, written.results, strict=True):
             call.results[write.ref] = result
             if result.ok and result.record_id:
                 call.ids[write.ref] = result.record_id
             else:
                 call.error = result.error
-        for group, creator in zip(groups, creators, strict=True):
-            if creator is not None:
-                self._plan_after_create(group, creator, ctx)
-
-        self.on_phase(f"writing Lead updates and Tasks of {len(calls)} calls")
-        owners, writes = self._second_phase(groups)
-        written = writer.write(writes)
-        resent += written.resent
-        for (members, ref), result in zip(owners, written.results, strict=True):
-            for call in members:
-                call.results[ref] = result
-        for call in calls:
-            self._settle(call)
-        return resent
-
-    def _groups(
-        self, calls: list[_Call], targets: dict[str, LeadTarget | SyncError | None], ctx: PlanContext
-    ) -> list[_Group]:
-        by_key: dict[str, _Group] = {}
-        for call in calls:
-            target = targets.get(call.call_id)
-            if isinstance(target, SyncError):
-                call.error = target
-                continue
-            detail = _detail(call)
-            if target is not None:
-                key = f"record:{target.record_id}"
-            else:
-                # One new Lead per number: the spelling does not matter, the number does.
-                key = f"new:{e164(lead_phone(detail), self.settings.crm_sync_phone_region) or call.call_id}"
-            by_key.setdefault(key, _Group(target, [])).calls.append(call)
-        for group in by_key.values():
-            group.calls.sort(key=lambda c: call_reference_time(_detail(c), ctx))
-        return list(by_key.values())
-
-    def _plan_group(self, group: _Group, ctx: PlanContext) -> _Call | None:
-        """Plan a group's calls on its found record; for a new number, plan until one call creates the
-        Lead (returned: it is written in phase 1) and leave the rest for after the create."""
-        if group.target is not None:
-            self._plan_in_order(group.calls, group.target, ctx)
-            return None
-        for call in group.calls:
-            self._plan(call, None, ctx)
-            if call.plan is not None:
-                return call
-        return None
-
-    def _plan_after_create(self, group: _Group, creator: _Call, ctx: PlanContext) -> None:
-        later = group.calls[group.calls.index(creator) + 1 :]
-        lead_id = creator.ids.get("lead")
-        if lead_id is None:
-            # The Lead could not be created: the calls waiting for it share the reason.
-            for call in later:
-                call.error = creator.error
-            return
-        create = _write(creator, "lead")
-        target = LeadTarget(
-            record_id=lead_id,
-            sobject="Lead",
-            owner_id=None,
-            matched_by=f"phone (Lead created in this run by call {creator.call_id})",
-            fields={k: v for k, v in create.fields.items() if not isinstance(v, Ref)},
-        )
-        self._plan_in_order(later, target, ctx)
-
-    def _plan_in_order(self, calls: list[_Call], target: LeadTarget, ctx: PlanContext) -> None:
-        for call in calls:
-            self._plan(call, target, ctx)
-            update = call.plan.write("lead") if call.plan is not None else None
-            if update is not None and update.method == "update":
-                # The next call of this Lead sees the values this one leaves.
-                target = replace(target, fields={**target.fields, **update.fields})
-
-    def _plan(self, call: _Call, target: LeadTarget | None, ctx: PlanContext) -> None:
-        try:
-            call.plan = build_plan(_detail(call), target, self.services.mapping, ctx, transcript=call.transcript)
-        except SyncError as exc:
-            call.error = exc
-        except Exception as exc:  # a bug, not bad data
-            log.exception("bulk.plan_crashed", call_id=call.call_id)
-            call.error = PermanentError(
-                f"internal error: {type(exc).__name__}: {exc}"[:500], stage=Stage.PLAN, code="INTERNAL"
-            )
-
-    def _second_phase(self, groups: list[_Group]) -> tuple[list[tuple[list[_Call], str]], list[RecordWrite]]:
-        """Phase-2 writes and, for each, the calls it belongs to: one merged update per Lead, then Tasks."""
-        owners: list[tuple[list[_Call], str]] = []
-        writes: list[RecordWrite] = []
-        tasks: list[tuple[_Call, RecordWrite]] = []
-        for group in groups:
-            merged: dict[str, dict[str, Any]] = defaultdict(dict)
-            members: dict[str, list[_Call]] = defaultdict(list)
-            for call in group.calls:
-                if call.plan is None or call.error is not None:
-                    continue
-                for write in call.plan.writes:
-                    if write.method == "create":
-                        continue  # phase 1
-                    if write.sobject == "Lead" and write.method == "update" and write.record_id:
-                        merged[write.record_id].update(write.fields)
-                        members[write.record_id].append(call)
-                    else:
-                        tasks.append((call, _resolved(write, call.ids)))
-            for lead_id, fields in merged.items():
-                owners.append((members[lead_id], "lead"))
-                writes.append(
-                    RecordWrite(ref="lead", sobject="Lead", method="update", fields=fields, record_id=lead_id)
-                )
-        for call, write in tasks:
-            owners.append(([call], write.ref))
-            writes.append(write)
-        return owners, writes
-
-    @staticmethod
-    def _settle(call: _Call) -> None:
-        """The call's outcome from its records, in plan order: the first refused record decides."""
-        if call.plan is None or call.error is not None:
-            return
-        for write in call.plan.writes:
-            result = call.results.get(write.ref)
-            if result is None or result.error is not None:
-                call.error = result.error if result is not None else None
-                if call.error is None:
-                    call.error = PermanentError(f"{write.ref} was not written", stage=Stage.WRITE, code="NOT_WRITTEN")
-                return
-            call.ids[write.ref] = result.record_id or write.record_id or ""
-        call.synced = True
+        return written.resent
 
     # --- recording ---------------------------------------------------------------------------------------
 
-    def _record(self, calls: dict[str, _Call], report: BulkReport) -> None:
+    def _record(self, calls: dict[str, BulkCall], report: BulkReport) -> None:
         ledger = self.runtime.ledger
         for call in calls.values():
             if call.error is not None:
-                outcome = record_error(ledger, self.settings, call.call_id, call.error)
+                outcome = core.record_error(ledger, self.settings, call.call_id, call.error)
             elif call.synced and call.plan is not None and call.detail is not None:
-                summary = SyncOutcome(plan=call.plan, salesforce_ids=call.ids, detail=call.detail).summary
-                ledger.synced(call.call_id, salesforce_ids=call.ids, summary=summary)
-                outcome = "synced"
+                outcome = core.record_synced(
+                    ledger, SyncOutcome(plan=call.plan, salesforce_ids=call.ids, detail=call.detail)
+                )
             else:  # interrupted before an outcome: left syncing, for the stale sweep to re-queue
                 continue
             self._done(report, call.call_id, outcome)
@@ -471,25 +326,6 @@ class BulkSync:
     def _count_twenty2(self) -> None:
         with self._count_lock:
             self._t2_fetches += 1
-
-
-def _detail(call: _Call) -> CallDetail:
-    assert call.detail is not None  # only fetched calls are looked up and planned
-    return call.detail
-
-
-def _write(call: _Call, ref: str) -> RecordWrite:
-    assert call.plan is not None
-    write = call.plan.write(ref)
-    assert write is not None
-    return write
-
-
-def _resolved(write: RecordWrite, ids: dict[str, str]) -> RecordWrite:
-    """``write`` with ``Ref``s replaced by the ids phase 1 wrote."""
-    if not any(isinstance(v, Ref) for v in write.fields.values()):
-        return write
-    return replace(write, fields={k: ids.get(v.name, v) if isinstance(v, Ref) else v for k, v in write.fields.items()})
 
 
 def _keep_locks(locks: Sequence[Lock], every: float, stop: threading.Event) -> None:

@@ -1,113 +1,56 @@
-"""One sync, one way: fetch (Twenty2 detail, the Lead) → plan (pure) → write (one composite request).
+"""The streaming path: one call, one way: fetch (Twenty2) → look up (the Lead) → plan (pure) → write (one
+composite request, all or nothing) → record (the ledger).
 
-``Services`` holds the long-lived clients of one process; ``run_sync`` is the whole sync of one call
-without the bookkeeping (the ledger is the task's job, see ``worker.tasks``), so the CLI's inline
-``sync`` and dry run use exactly the same path as the worker.
+``sync_one`` is the whole sync of one call without the bookkeeping, so the CLI's inline ``sync`` and dry
+run use exactly the worker's path; ``sync_and_record`` adds the per-call guard and the ledger (what the
+Celery task ``sync_call`` runs). What the bulk path shares with this one lives in ``worker.sync.core``.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
-import redis
 import structlog
 
-from worker.errors import MappingError, SalesforceRejected
-from worker.mapping import Mapping, load_mapping
-from worker.plan import LeadTarget, PlanContext, SyncPlan, build_plan
-from worker.ratelimit import SharedRateLimit
-from worker.salesforce.client import SalesforceClient
-from worker.salesforce.composite_writer import CompositeWriter
-from worker.salesforce.lead_cache import LeadCache
-from worker.salesforce.lead_finder import LeadFinder
-from worker.settings import Settings, UnknownNumberPolicy
-from worker.twenty2.client import Twenty2Client
+from worker.errors import SalesforceRejected, Stage, SyncError, internal_errors
+from worker.ledger import RESOLVED
+from worker.plan import LeadTarget, SyncPlan, build_plan
+from worker.runtime import Runtime
+from worker.sync import core
+from worker.sync.core import SyncOutcome
+from worker.sync.services import Services
 from worker.twenty2.models import CallDetail
 
 log = structlog.get_logger(__name__)
 
-#: Lead fields whose length the plan needs to trim values and new Leads to.
-_LENGTH_FIELDS = ("LastName", "FirstName", "Company")
 
-
-@dataclass
-class SyncOutcome:
-    plan: SyncPlan
-    salesforce_ids: dict[str, str]
-    detail: CallDetail
-
-    @property
-    def summary(self) -> str:
-        parts = [f"{ref} {sf_id}" for ref, sf_id in self.salesforce_ids.items() if sf_id]
-        return ", ".join(parts) or "nothing written"
-
-
-@dataclass
-class Services:
-    """The clients one process uses for every sync (thread-safe, built once)."""
-
-    settings: Settings
-    twenty2: Twenty2Client
-    salesforce: SalesforceClient
-    mapping: Mapping
-    finder: LeadFinder
-    writer: CompositeWriter
-    _lengths: dict[str, int] | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> Services:
-        mapping = overrides.pop("mapping", None) or load_mapping(settings.crm_sync_mapping_file)
-        limit = SharedRateLimit(
-            settings.redis_url,
-            key=f"twenty2:{settings.twenty2_workspace_id}",
-            per_minute=settings.twenty2_rate_limit_per_minute,
-        )
-        twenty2 = overrides.pop("twenty2", None) or Twenty2Client(settings, before_request=limit.acquire)
-        salesforce = overrides.pop("salesforce", None) or SalesforceClient(settings)
-        cache = overrides.pop("cache", None) or LeadCache(
-            redis.Redis.from_url(settings.redis_url, socket_timeout=3), region=settings.crm_sync_phone_region
-        )
-        finder = LeadFinder(
-            salesforce,
-            lead_fields=mapping.lead_fields(),
-            id_param=settings.crm_sync_lead_id_param,
-            region=settings.crm_sync_phone_region,
-            api_version=settings.salesforce_api_version,
-            cache=cache,
-        )
-        writer = CompositeWriter(salesforce, api_version=settings.salesforce_api_version)
-        return cls(settings, twenty2, salesforce, mapping, finder, writer)
-
-    def field_lengths(self) -> dict[str, int]:
-        """Lead field lengths from describe, read once; the mapping is checked against the org then."""
-        with self._lock:
-            if self._lengths is None:
-                describe = self.salesforce.describe(self.mapping.sobject)
-                problems = self.mapping.check_against_describe(self.mapping.sobject, describe)
-                if problems:
-                    raise MappingError("mapping does not fit the org: " + "; ".join(problems), stage="plan")
-                self._lengths = {f["name"]: int(f["length"]) for f in describe.get("fields", []) if f.get("length")}
-            return self._lengths
-
-    def context(self, now: datetime) -> PlanContext:
-        s = self.settings
-        return PlanContext(
-            now=now,
-            tz=s.tz,
-            task_external_id_field=s.salesforce_task_external_id_field,
-            calling_window=s.calling_window,
-            working_days=s.working_days,
-            new_lead_company=s.crm_sync_new_lead_company,
-            create_unknown=s.crm_sync_unknown_number is UnknownNumberPolicy.CREATE,
-            phone_region=s.crm_sync_phone_region,
-            field_lengths={
-                k: v for k, v in self.field_lengths().items() if k in _LENGTH_FIELDS or k in self.mapping.lead_fields()
-            },
-        )
+def sync_and_record(runtime: Runtime, call_id: str) -> str:
+    """Sync one call under its lock and record the outcome. Returns the ledger state it left (``synced``,
+    ``skipped``, ``queued``, ``failed``), ``busy`` (another worker holds the call) or ``resolved``."""
+    ledger = runtime.ledger
+    record = ledger.get(call_id)
+    if record is not None and record.state in RESOLVED:
+        log.info("sync.already_resolved", call_id=call_id, state=record.state.value)
+        return "resolved"
+    lock = core.call_lock(runtime, call_id)
+    if not lock.acquire():
+        log.info("sync.busy", call_id=call_id)
+        return "busy"
+    try:
+        ledger.start(call_id)
+        structlog.contextvars.bind_contextvars(call_id=call_id)
+        try:
+            core.check_budget(runtime)
+            with internal_errors(Stage.FETCH):
+                services = runtime.services  # built on first use: a setup that fails is recorded like a crash
+            outcome = sync_one(services, call_id)
+        except SyncError as exc:
+            return core.record_error(ledger, runtime.settings, call_id, exc)
+        return core.record_synced(ledger, outcome)
+    finally:
+        core.observe_budget(runtime)
+        structlog.contextvars.unbind_contextvars("call_id")
+        core.release(lock, call_id=call_id)
 
 
 def plan_call(
@@ -115,62 +58,53 @@ def plan_call(
 ) -> tuple[CallDetail, SyncPlan]:
     """Fetch the call and its Lead, and plan the writes (no write). ``fresh``: read the Lead now, leaving
     the read-ahead cache alone (dry runs)."""
-    detail = services.twenty2.get_call_detail(call_id)
-    target = services.finder.find(detail, fresh=fresh)
-    return detail, _plan(services, detail, target, now)
+    detail, transcript = core.fetch_call(services, call_id)
+    return detail, _plan(services, detail, _find(services, detail, fresh=fresh), transcript, now)
 
 
-def _plan(services: Services, detail: CallDetail, target: LeadTarget | None, now: datetime | None) -> SyncPlan:
-    transcript = None
-    if detail.call.connected and detail.transcript is not None:
-        transcript = services.twenty2.fetch_transcript(detail.transcript)
-    return build_plan(
-        detail, target, services.mapping, services.context(now or datetime.now(UTC)), transcript=transcript
-    )
-
-
-#: What Salesforce answers when the Lead we planned against is no longer as we read it.
-STALE_TARGET_CODES = frozenset(
-    {
-        "CANNOT_UPDATE_CONVERTED_LEAD",
-        "ENTITY_IS_DELETED",
-        "INVALID_CROSS_REFERENCE_KEY",
-        "ENTITY_FAILED_IFLASTMODIFIED_ON_UPDATE",  # If-Unmodified-Since refused (412)
-        "PRECONDITION_FAILED",
-    }
-)
-
-
-def _stale_target(exc: SalesforceRejected) -> bool:
-    return exc.code in STALE_TARGET_CODES or exc.http_status == 412
-
-
-def run_sync(services: Services, call_id: str, *, now: datetime | None = None) -> SyncOutcome:
+def sync_one(services: Services, call_id: str, *, now: datetime | None = None) -> SyncOutcome:
     """Sync one call. Raises the sorted errors of ``worker.errors``; writes all or nothing.
 
     When Salesforce says the Lead changed since it was read (modified: 412; converted; deleted), the Lead is
-    read again, the call re-planned and written once more. A call that creates a Lead holds its number
-    meanwhile (``LeadFinder.creating_lead``), so two calls to one new number make one Lead.
+    read again, the call re-planned and written once more (``core.is_stale_target``). A call that creates a
+    Lead holds its number meanwhile (``LeadFinder.creating_lead``), so two calls to one new number make one
+    Lead.
     """
-    detail, plan = plan_call(services, call_id, now=now)
+    detail, transcript = core.fetch_call(services, call_id)
+    plan = _plan(services, detail, _find(services, detail), transcript, now)
     if not plan.creates_lead:
-        return _write(services, detail, plan, now)
-    with services.finder.creating_lead(detail) as still_without_lead:
+        return _write(services, detail, plan, transcript, now)
+    with internal_errors(Stage.LOOKUP), services.finder.creating_lead(detail) as still_without_lead:
         if not still_without_lead:
-            plan = _plan(services, detail, services.finder.find(detail, fresh=True), now)
-        return _write(services, detail, plan, now)
+            plan = _plan(services, detail, _find(services, detail, fresh=True), transcript, now)
+        return _write(services, detail, plan, transcript, now)
 
 
-def _write(services: Services, detail: CallDetail, plan: SyncPlan, now: datetime | None) -> SyncOutcome:
+def _find(services: Services, detail: CallDetail, *, fresh: bool = False) -> LeadTarget | None:
+    with internal_errors(Stage.LOOKUP):
+        return services.finder.find(detail, fresh=fresh)
+
+
+def _plan(
+    services: Services, detail: CallDetail, target: LeadTarget | None, transcript: str | None, now: datetime | None
+) -> SyncPlan:
+    with internal_errors(Stage.PLAN):
+        ctx = services.context(now or datetime.now(UTC))
+        return build_plan(detail, target, services.mapping, ctx, transcript=transcript)
+
+
+def _write(
+    services: Services, detail: CallDetail, plan: SyncPlan, transcript: str | None, now: datetime | None
+) -> SyncOutcome:
     try:
-        ids = services.writer.apply(plan)
+        with internal_errors(Stage.WRITE):
+            ids = services.writer.apply(plan)
     except SalesforceRejected as exc:
-        if not _stale_target(exc):
+        if not core.is_stale_target(exc):
             raise
-        log.info("sync.lead_changed_meanwhile", call_id=detail.call.call_id, code=exc.code, status=exc.http_status)
-        services.finder.forget(plan.target, detail)
-        plan = _plan(services, detail, services.finder.find(detail, fresh=True), now)
-        ids = services.writer.apply(plan)
-    if plan.write("lead") is not None:
-        services.finder.forget(plan.target, detail)  # our own write changed it
+        core.lead_changed(services, plan, detail, exc)
+        plan = _plan(services, detail, _find(services, detail, fresh=True), transcript, now)
+        with internal_errors(Stage.WRITE):
+            ids = services.writer.apply(plan)
+    core.forget_written(services, plan, detail)
     return SyncOutcome(plan=plan, salesforce_ids=ids, detail=detail)
