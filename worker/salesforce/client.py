@@ -22,7 +22,8 @@ of another failure; ``classify_errors`` looks past them to the cause when the li
 Reads (query, search, describe, get, limits) are retried in-process a few times on
 ``SalesforceUnavailable``, waiting the one backoff of ``worker.retry`` (``retry.SALESFORCE_READS``). Writes
 are never retried here: the task layer retries them, and the sandbox shows why (a write can commit and lose
-its reply). Error messages never carry tokens, and digit runs that look like phone numbers are masked.
+its reply). Error messages never carry tokens, and digit runs that look like phone numbers are masked
+(``phones.mask_numbers``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from worker.errors import (
     SyncError,
 )
 from worker.http import new_session
+from worker.phones import mask_numbers
 from worker.salesforce.auth import obtain_session
 from worker.settings import Settings
 
@@ -76,7 +78,6 @@ CODE_FAMILIES: dict[str, type[SalesforceError]] = {
 NOTICE_CODES = frozenset({"PROCESSING_HALTED", "ALL_OR_NONE_OPERATION_ROLLED_BACK"})
 ROLLBACK_NOTICE = "The transaction was rolled back since another operation in the same transaction failed."
 
-_PHONE_LIKE = re.compile(r"(?<![\w])\+?\d[\d\s().-]{6,}\d(?![\w])")
 _DATA_PATH = re.compile(r"^/services/data/v[\d.]+/(.*)$")
 
 
@@ -96,16 +97,6 @@ def is_retryable_code(code: str | None) -> bool:
     return family is not None and family.disposition.value == "retryable"
 
 
-def _mask_numbers(text: str) -> str:
-    """Mask digit runs of 9+ digits (phone numbers); dates and record ids stay readable."""
-
-    def mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group())
-        return match.group() if len(digits) < 9 else f"[number …{digits[-2:]}]"
-
-    return _PHONE_LIKE.sub(mask, text)
-
-
 def _entries(items: list[Any]) -> list[dict[str, Any]]:
     """Error entries normalised to ``{"code", "message", "fields"}`` (errorCode or statusCode)."""
     out = []
@@ -116,7 +107,7 @@ def _entries(items: list[Any]) -> list[dict[str, Any]]:
             out.append(
                 {
                     "code": code,
-                    "message": _mask_numbers(str(item.get("message") or ""))[:500],
+                    "message": mask_numbers(str(item.get("message") or ""))[:500],
                     "fields": [str(f) for f in fields] if isinstance(fields, list) else [],
                 }
             )

@@ -12,7 +12,8 @@ Contract:
   Everything else is raised at once.
 - Twenty2 documents two error bodies (``shared/reference/twenty2-api.md`` §4); both are read, and so are
   bodies that are not JSON at all (gateways answer HTML).
-- Secrets (key, secret, Authorization header) and full phone numbers never reach logs or exceptions.
+- Secrets (key, secret, Authorization header) and full phone numbers never reach logs or exceptions (the
+  messages kept are masked by ``phones.mask_numbers``).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from worker.errors import (
     Twenty2Unavailable,
 )
 from worker.http import new_session
+from worker.phones import mask_numbers
 from worker.settings import Settings
 from worker.twenty2.models import CallDetail, Link, is_call_id
 
@@ -101,9 +103,6 @@ TRANSPORT_ERRORS: tuple[tuple[type[requests.RequestException], type[Twenty2Error
     (requests.RequestException, Twenty2Unavailable, "HTTP_ERROR", "request failed"),
 )
 
-# Phone numbers (7+ digits, optionally with +, spaces or dashes) are masked in every message we keep.
-_PHONE_RE = re.compile(r"\+?\d[\d \-]{5,}\d")
-_PHONE_MIN_DIGITS = 9
 _MESSAGE_MAX = 300
 
 
@@ -135,19 +134,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def redact(text: str) -> str:
-    """Mask phone-number-like digit runs (9+ digits: dates and times are left alone), keeping the last two
-    digits (enough to tell numbers apart)."""
-
-    def mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group())
-        return "…" + digits[-2:] if len(digits) >= _PHONE_MIN_DIGITS else match.group()
-
-    return _PHONE_RE.sub(mask, text)
-
-
 def _short(text: str) -> str:
-    return redact(" ".join(text.split()))[:_MESSAGE_MAX]
+    return mask_numbers(" ".join(text.split()))[:_MESSAGE_MAX]
 
 
 @dataclass(frozen=True)
@@ -235,7 +223,7 @@ def _validation_summary(exc: ValidationError, limit: int = 5) -> str:
     errors = exc.errors(include_input=False, include_url=False)
     parts = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in errors[:limit]]
     more = f" (+{len(errors) - limit} more)" if len(errors) > limit else ""
-    return redact("; ".join(parts)) + more
+    return mask_numbers("; ".join(parts)) + more
 
 
 def _decode(data: bytes, content_type: str | None) -> str:
