@@ -16,7 +16,7 @@ from worker.plan import LeadTarget, PlanContext, Ref
 from worker.salesforce.collection_writer import RecordResult
 from worker.settings import REPO_ROOT
 from worker.sync import bulk_plan
-from worker.sync.bulk_plan import BulkCall
+from worker.sync.bulk_plan import BulkCall, Group
 from worker.twenty2.models import CallDetail
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "calls"
@@ -24,6 +24,7 @@ MAPPING = load_mapping(REPO_ROOT / "config" / "mapping.toml")
 IST = ZoneInfo("Asia/Kolkata")
 LATER = "2024-12-25T11:00:00Z"  # an hour after the seed call ended
 LEAD_ID = "00Q000000000001AAA"
+NEW_NUMBER = "9123400001"  # no Lead has it
 NEW_LEAD_ID = "00Q000000000009AAA"
 CTX = PlanContext(
     now=datetime(2024, 12, 25, 10, 2, 0, tzinfo=UTC),
@@ -56,7 +57,7 @@ def test_calls_of_one_lead_form_one_group_in_call_order() -> None:
 
 
 def test_one_new_number_in_two_spellings_is_one_group() -> None:
-    calls = [fetched("call_a", phone="9123400001"), fetched("call_b", phone="+91 91234-00001"), fetched("call_c")]
+    calls = [fetched("call_a", phone=NEW_NUMBER), fetched("call_b", phone="+91 91234-00001"), fetched("call_c")]
     groups = bulk_plan.group_calls(calls, {}, CTX, region="IN")
     assert sorted([c.call_id for c in g.calls] for g in groups) == [["call_a", "call_b"], ["call_c"]]
     assert all(g.target is None for g in groups)
@@ -80,14 +81,17 @@ def test_calls_of_one_lead_are_planned_on_what_the_one_before_left() -> None:
     assert second_lead is None or "Status" not in second_lead.fields
 
 
-def test_a_new_number_is_created_by_its_earliest_call_the_others_update_it() -> None:
-    first, second = (
-        fetched("call_a", phone="9123400001"),
-        fetched("call_b", phone="9123400001", ended=LATER),
-    )
+def new_number_group() -> tuple[Group, BulkCall, BulkCall]:
+    """Two calls to one number no Lead has, the later one given first; planned until the create."""
+    first, second = fetched("call_a", phone=NEW_NUMBER), fetched("call_b", phone=NEW_NUMBER, ended=LATER)
     group = bulk_plan.group_calls([second, first], {}, CTX, region="IN")[0]
-    creator = bulk_plan.plan_group(group, MAPPING, CTX)
-    assert creator is first and second.plan is None
+    assert bulk_plan.plan_group(group, MAPPING, CTX) is first  # the earliest call creates the Lead
+    return group, first, second
+
+
+def test_a_new_number_is_created_by_its_earliest_call_the_others_update_it() -> None:
+    group, first, second = new_number_group()
+    assert second.plan is None
     assert bulk_plan.write_of(first, "lead").method == "create"
     first.ids["lead"] = NEW_LEAD_ID
     bulk_plan.plan_after_create(group, first, MAPPING, CTX)
@@ -97,13 +101,7 @@ def test_a_new_number_is_created_by_its_earliest_call_the_others_update_it() -> 
 
 
 def test_calls_waiting_for_a_lead_that_was_not_created_share_its_error() -> None:
-    first, second = (
-        fetched("call_a", phone="9123400001"),
-        fetched("call_b", phone="9123400001", ended=LATER),
-    )
-    group = bulk_plan.group_calls([first, second], {}, CTX, region="IN")[0]
-    creator = bulk_plan.plan_group(group, MAPPING, CTX)
-    assert creator is first
+    group, first, second = new_number_group()
     first.error = PermanentError("validation rule", code="FIELD_CUSTOM_VALIDATION_EXCEPTION")
     bulk_plan.plan_after_create(group, first, MAPPING, CTX)
     assert second.error is first.error and second.plan is None
@@ -125,7 +123,7 @@ def test_second_phase_merges_one_update_per_lead_then_the_tasks_with_phase_one_i
 
 
 def test_refs_are_resolved_with_the_ids_phase_one_wrote() -> None:
-    call = fetched("call_a", phone="9123400001")
+    call = fetched("call_a", phone=NEW_NUMBER)
     group = bulk_plan.group_calls([call], {}, CTX, region="IN")[0]
     assert bulk_plan.plan_group(group, MAPPING, CTX) is call
     call_task = bulk_plan.write_of(call, "callTask")

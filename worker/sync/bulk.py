@@ -54,7 +54,7 @@ import requests
 import structlog
 from redis.lock import Lock
 
-from worker.errors import Stage, SyncError, internal_errors
+from worker.errors import InternalError, Stage, SyncError, internal_errors
 from worker.ledger import RESOLVED, State
 from worker.runtime import Runtime
 from worker.salesforce.collection_writer import CollectionWriter
@@ -127,6 +127,7 @@ class BulkSync:
         self._sf_requests = 0
         self._t2_fetches = 0
         self._count_lock = threading.Lock()
+        self._stage = Stage.RECORD  # where a chunk is: the stage an unsorted crash is recorded at
 
     @property
     def services(self) -> Services:
@@ -155,7 +156,7 @@ class BulkSync:
         return report
 
     def _chunk(self, ids: list[str], *, source: str, force: bool, report: BulkReport) -> None:
-        self.on_phase(f"accepting {len(ids)} calls")
+        self._phase(Stage.RECORD, f"accepting {len(ids)} calls")
         wanted: list[str] = []
         for call_id in ids:
             before = self.runtime.ledger.accept(call_id, source=source, force=force)
@@ -183,7 +184,10 @@ class BulkSync:
                 for call_id in calls:
                     self.runtime.ledger.start(call_id)
             self._sync(calls, report)
-        except SyncError as exc:  # a crash (InternalError at its stage): keep every call visible and replayable
+        except Exception as exc:  # a crash, not bad data: keep every call visible and replayable
+            if not isinstance(exc, SyncError):
+                log.exception("sync.crashed", stage=self._stage.value, calls=len(calls))
+                exc = InternalError.wrap(exc, stage=self._stage)
             for call in calls.values():
                 if not call.synced:
                     call.error = call.error or exc
@@ -196,6 +200,10 @@ class BulkSync:
                 for lock in locks.values():
                     core.release(lock)
 
+    def _phase(self, stage: Stage, text: str) -> None:
+        self._stage = stage
+        self.on_phase(text)
+
     def _sync(self, calls: dict[str, BulkCall], report: BulkReport) -> None:
         try:
             # The org's API reserve holds bulk work as it holds the workers'.
@@ -204,7 +212,7 @@ class BulkSync:
             for call in calls.values():
                 call.error = exc
             return
-        self.on_phase(f"fetching {len(calls)} calls from Twenty2")
+        self._phase(Stage.FETCH, f"fetching {len(calls)} calls from Twenty2")
         self._fetch(list(calls.values()))
         ready = [c for c in calls.values() if c.error is None]
         try:
@@ -244,7 +252,7 @@ class BulkSync:
             return 0
         services = self.services
         mapping = services.mapping
-        self.on_phase(f"reading the Leads of {len(calls)} calls")
+        self._phase(Stage.LOOKUP, f"reading the Leads of {len(calls)} calls")
         batch = LeadBatch(services.salesforce, services.finder, api_version=self.settings.salesforce_api_version)
         try:
             with internal_errors(Stage.PLAN):
@@ -261,7 +269,7 @@ class BulkSync:
             groups = bulk_plan.group_calls(calls, targets, ctx, region=self.settings.crm_sync_phone_region)
         writer = CollectionWriter(services.salesforce, api_version=self.settings.salesforce_api_version)
 
-        self.on_phase(f"planning {len(calls)} calls; creating new Leads")
+        self._phase(Stage.PLAN, f"planning {len(calls)} calls; creating new Leads")
         creators = [bulk_plan.plan_group(group, mapping, ctx) for group in groups]
         resent = self._create_leads([call for call in creators if call is not None], writer)
         with internal_errors(Stage.PLAN):
@@ -269,7 +277,7 @@ class BulkSync:
                 if creator is not None:
                     bulk_plan.plan_after_create(group, creator, mapping, ctx)
 
-        self.on_phase(f"writing Lead updates and Tasks of {len(calls)} calls")
+        self._phase(Stage.WRITE, f"writing Lead updates and Tasks of {len(calls)} calls")
         with internal_errors(Stage.PLAN):
             owners, writes = bulk_plan.second_phase(groups)
         with internal_errors(Stage.WRITE):

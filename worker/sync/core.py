@@ -146,7 +146,8 @@ def lead_changed(services: Services, plan: SyncPlan, detail: CallDetail, error: 
 def forget_written(services: Services, plan: SyncPlan, detail: CallDetail) -> None:
     """Drop the cached snapshot of a Lead this plan wrote: our own write changed it."""
     if plan.write("lead") is not None:
-        services.finder.forget(plan.target, detail)
+        with internal_errors(Stage.WRITE, call_id=detail.call.call_id):
+            services.finder.forget(plan.target, detail)
 
 
 # --- recording ---------------------------------------------------------------------------------------------
