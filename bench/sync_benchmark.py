@@ -60,12 +60,13 @@ import redis  # noqa: E402
 import requests  # noqa: E402
 from naive_sync import NaiveConfig, NaiveSync  # noqa: E402
 
-from worker.devstack import RedisServer, Stack, child_env, service_env, wait_ready  # noqa: E402
+from standins import SERVICES  # noqa: E402
+from standins.stack.ports import free_port  # noqa: E402
+from standins.stack.processes import Stack, child_env, service_env, wait_ready  # noqa: E402
+from standins.stack.redis_server import RedisServer  # noqa: E402
 from worker.ledger import Ledger  # noqa: E402
 from worker.logs import configure_logging  # noqa: E402
 from worker.runtime import Runtime  # noqa: E402
-from worker.sandbox import SERVICES  # noqa: E402
-from worker.sandbox.serve import free_port  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 from worker.sync.bulk import BulkSync  # noqa: E402
 
