@@ -5,36 +5,22 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime, time
-from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
+
+from test_plan import FIXTURES, MAPPING, ctx
 
 from worker.errors import PermanentError, SalesforceUnavailable
-from worker.mapping import load_mapping
-from worker.plan import LeadTarget, PlanContext, Ref
+from worker.plan import LeadTarget, Ref
 from worker.salesforce.collection_writer import RecordResult
-from worker.settings import REPO_ROOT
 from worker.sync import bulk_plan
 from worker.sync.bulk_plan import BulkCall, Group
 from worker.twenty2.models import CallDetail
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "calls"
-MAPPING = load_mapping(REPO_ROOT / "config" / "mapping.toml")
-IST = ZoneInfo("Asia/Kolkata")
 LATER = "2024-12-25T11:00:00Z"  # an hour after the seed call ended
 LEAD_ID = "00Q000000000001AAA"
 NEW_NUMBER = "9123400001"  # no Lead has it
 NEW_LEAD_ID = "00Q000000000009AAA"
-CTX = PlanContext(
-    now=datetime(2024, 12, 25, 10, 2, 0, tzinfo=UTC),
-    tz=IST,
-    task_external_id_field="Twenty2_Call_Id__c",
-    calling_window=(time(9), time(21)),
-    working_days=frozenset(range(6)),
-    new_lead_company="Unknown (Twenty2 call)",
-    create_unknown=True,
-)
+CTX = ctx()  # the plan tests' context: syncing right after the seed call ended, IST
 
 
 def fetched(call_id: str, *, phone: str = "9999999999", ended: str = "2024-12-25T10:01:34Z", **out: Any) -> BulkCall:
