@@ -26,7 +26,8 @@ FILES = {
 }
 # accepted phrases per file as measured (bench/callback_corpus.py --heldout); lower only with a reason
 # duckling: 217 since "Thu 15th" (a Thursday the 15th six months ahead) is no longer guessed, on purpose
-FLOORS = {"dev": 70, "corpus": 490, "heldout": 0, "duckling": 217}
+# heldout: 121 of 124 at its one run at the end (the 3 abstained are vague phrases read as unparsed)
+FLOORS = {"dev": 70, "corpus": 490, "heldout": 121, "duckling": 217}
 MIN_SIZES = {"dev": 70, "corpus": 400, "heldout": 100, "duckling": 200}
 CORPUS = parse_cases(FILES["corpus"].read_text(encoding="utf-8"))
 
