@@ -1,8 +1,8 @@
 """The grammar of callback phrases, and `parse_callback_time`, the reader's entry point.
 
 The grammar walks the tokens left to right. At each position it tries its rules in a fixed order
-(machine date-times, minutes past/to, durations, events, windows, times, dates, nth weekdays, weeks/
-ranges, days, parts of day, "same time", dismissals, a loose hour); a rule that matches records what it
+(machine date-times, zone words, minutes past/to, durations, events, windows, times, nth weekdays, dates,
+weeks/ranges, days, parts of day, "same time", dismissals, a loose hour); a rule that matches records what it
 read in a `Spec` and moves on, so the parts of a phrase may come in any order ("10 tomorrow", "kal 4
 baje", "4 baje kal"). Known filler words are skipped.
 
