@@ -634,3 +634,11 @@ def _print_plan(plan: SyncPlan, as_json: bool) -> None:
         console.print(f"[bold]{write['method']} {write['sobject']}[/bold] {key}")
         for name, val in fields.items():
             console.print(f"    {name}: {val}")
+
+
+# --- the org doctor (its own module: this one is long enough) ---------------------------------------------
+
+from worker.cli_ops import doctor, setup_org  # noqa: E402
+
+main.add_command(doctor)
+main.add_command(setup_org)
