@@ -13,9 +13,8 @@ from worker.mapping.config import (
     Mapping,
     ParamRule,
     WriteMode,
-    load_mapping,
-    parse_mapping,
 )
+from worker.mapping.loader import load_mapping, parse_mapping
 from worker.mapping.rules import FieldChange, LeadFieldPlan, plan_lead_fields
 from worker.mapping.values import NO, UNKNOWN, YES, ValueKind, normalise
 

@@ -2,7 +2,7 @@
 
 GET pages need a session (else: the sign-in page); every POST also needs the session's CSRF token. Nothing
 rendered carries a secret or a full phone number: numbers are shown as the ledger keeps them (masked) and
-plan values go through the plan printer's masking (``worker.cli.plan_as_dict``).
+plan values go through the plan printer's masking (``worker.plan_report.plan_as_dict``).
 """
 
 from __future__ import annotations
@@ -291,9 +291,9 @@ def ops_router(current: Callable[[], Runtime], settings: Settings) -> APIRouter:
         refused = fragment(request)
         if refused is not None:
             return refused
-        from worker.cli import plan_as_dict
         from worker.errors import SyncError
         from worker.pipeline import plan_call
+        from worker.plan_report import plan_as_dict
 
         try:
             _detail, plan = plan_call(current().services, call_id, fresh=True)

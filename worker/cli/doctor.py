@@ -1,4 +1,4 @@
-"""``crm-sync doctor`` and ``crm-sync setup-org`` (registered on the main command group by ``worker.cli``)."""
+"""The org doctor: ``crm-sync doctor`` and ``crm-sync setup-org``."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ import json
 import sys
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from worker.cli.app import main
+from worker.cli.common import console
 from worker.settings import Settings
 
-console = Console()
 STATUS_STYLE = {"ok": "[green]ok[/green]", "problem": "[red]problem[/red]", "unknown": "[yellow]unknown[/yellow]"}
 
 
-@click.command()
+@main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def doctor(as_json: bool) -> None:
     """Check that this deployment can sync: credentials, the org's fields and picklists, Redis, clocks.
@@ -35,7 +35,7 @@ def doctor(as_json: bool) -> None:
     sys.exit(0 if all(c.ok for c in checks) else 1)
 
 
-@click.command("setup-org")
+@main.command("setup-org")
 @click.option("--dry-run", is_flag=True, help="Show the Tooling API request; create nothing.")
 def setup_org(dry_run: bool) -> None:
     """Create the Task external-id field (Tooling API CustomField) when the user may; else say what to click."""
