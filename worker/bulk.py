@@ -447,11 +447,12 @@ class BulkSync:
     def _record(self, calls: dict[str, _Call], report: BulkReport) -> None:
         ledger = self.runtime.ledger
         for call in calls.values():
+            phone = lead_phone(call.detail) if call.detail is not None else None
             if call.error is not None:
-                outcome = record_error(ledger, self.settings, call.call_id, call.error)
+                outcome = record_error(ledger, self.settings, call.call_id, call.error, phone=phone)
             elif call.synced and call.plan is not None and call.detail is not None:
                 summary = SyncOutcome(plan=call.plan, salesforce_ids=call.ids, detail=call.detail).summary
-                ledger.synced(call.call_id, salesforce_ids=call.ids, summary=summary)
+                ledger.synced(call.call_id, salesforce_ids=call.ids, summary=summary, phone=phone)
                 outcome = "synced"
             else:  # interrupted before an outcome: left syncing, for the stale sweep to re-queue
                 continue

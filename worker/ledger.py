@@ -264,13 +264,13 @@ class Ledger:
             observe_latency=True,
         )
 
-    def skipped(self, call_id: str, *, error: SyncError) -> None:
+    def skipped(self, call_id: str, *, error: SyncError, phone: str | None = None) -> None:
         record = error.as_record()
         self._move(
             call_id,
             State.SKIPPED,
             {"event": "skipped", "error": record},
-            fields={"last_error": json.dumps(record), "summary": error.message[:300]},
+            fields={"last_error": json.dumps(record), "summary": error.message[:300], **_phone_field(phone)},
             outcome=_outcome(State.SKIPPED, error),
         )
 
@@ -296,7 +296,15 @@ class Ledger:
             retryable_failure=error.retryable,
         )
 
-    def retry_later(self, call_id: str, *, error: SyncError, due_at: float, counts_as_failure: bool = True) -> None:
+    def retry_later(
+        self,
+        call_id: str,
+        *,
+        error: SyncError,
+        due_at: float,
+        counts_as_failure: bool = True,
+        phone: str | None = None,
+    ) -> None:
         """Back to ``queued`` with the error; swept again at ``due_at``. Holds (daily limit) do not count."""
         record = error.as_record()
         self._move(
@@ -307,6 +315,7 @@ class Ledger:
                 "last_error": json.dumps(record),
                 "next_attempt_at": str(due_at),
                 "summary": error.message[:300],
+                **_phone_field(phone),
             },
             incr_failures=counts_as_failure,
             due_at=due_at,

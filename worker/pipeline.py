@@ -15,9 +15,9 @@ from typing import Any
 import redis
 import structlog
 
-from worker.errors import MappingError, SalesforceRejected
+from worker.errors import MappingError, SalesforceRejected, SyncError
 from worker.mapping import Mapping, load_mapping
-from worker.plan import LeadTarget, PlanContext, SyncPlan, build_plan
+from worker.plan import LeadTarget, PlanContext, SyncPlan, build_plan, lead_phone
 from worker.ratelimit import SharedRateLimit
 from worker.salesforce.client import SalesforceClient
 from worker.salesforce.leadcache import LeadCache
@@ -129,6 +129,9 @@ def _plan(services: Services, detail: CallDetail, target: LeadTarget | None, now
     )
 
 
+#: ``SyncError.details`` key under which ``run_sync`` notes the call's number (recorded masked by the ledger).
+PHONE_DETAIL = "phone"
+
 #: What Salesforce answers when the Lead we planned against is no longer as we read it.
 STALE_TARGET_CODES = frozenset(
     {
@@ -152,13 +155,18 @@ def run_sync(services: Services, call_id: str, *, now: datetime | None = None) -
     read again, the call re-planned and written once more. A call that creates a Lead holds its number
     meanwhile (``LeadFinder.creating_lead``), so two calls to one new number make one Lead.
     """
-    detail, plan = plan_call(services, call_id, now=now)
-    if not plan.creates_lead:
-        return _write(services, detail, plan, now)
-    with services.finder.creating_lead(detail) as still_without_lead:
-        if not still_without_lead:
-            plan = _plan(services, detail, services.finder.find(detail, fresh=True), now)
-        return _write(services, detail, plan, now)
+    detail = services.twenty2.get_call_detail(call_id)
+    try:
+        plan = _plan(services, detail, services.finder.find(detail), now)
+        if not plan.creates_lead:
+            return _write(services, detail, plan, now)
+        with services.finder.creating_lead(detail) as still_without_lead:
+            if not still_without_lead:
+                plan = _plan(services, detail, services.finder.find(detail, fresh=True), now)
+            return _write(services, detail, plan, now)
+    except SyncError as exc:
+        exc.details.setdefault(PHONE_DETAIL, lead_phone(detail))  # this call's own error: the ledger keeps it masked
+        raise
 
 
 def _write(services: Services, detail: CallDetail, plan: SyncPlan, now: datetime | None) -> SyncOutcome:

@@ -23,7 +23,8 @@ from worker.errors import (
     SyncError,
 )
 from worker.ledger import RESOLVED, Ledger, State
-from worker.pipeline import run_sync
+from worker.pipeline import PHONE_DETAIL, run_sync
+from worker.plan import lead_phone
 from worker.runtime import Runtime, get_runtime
 from worker.settings import Settings
 
@@ -112,7 +113,9 @@ def sync_and_record(runtime: Runtime, call_id: str) -> str:
                 call_id,
                 PermanentError(f"internal error: {type(exc).__name__}: {exc}"[:500], stage=Stage.PLAN, code="INTERNAL"),
             )
-        ledger.synced(call_id, salesforce_ids=outcome.salesforce_ids, summary=outcome.summary)
+        ledger.synced(
+            call_id, salesforce_ids=outcome.salesforce_ids, summary=outcome.summary, phone=lead_phone(outcome.detail)
+        )
         log.info("sync.synced", call_id=call_id, writes=len(outcome.plan.writes), ids=outcome.salesforce_ids)
         return "synced"
     finally:
@@ -127,16 +130,18 @@ def sync_and_record(runtime: Runtime, call_id: str) -> str:
             log.warning("sync.lock_expired", call_id=call_id)
 
 
-def record_error(ledger: Ledger, settings: Settings, call_id: str, exc: SyncError) -> str:
-    """Sort once: skipped, held (daily limit), retried later (bounded), or failed."""
+def record_error(ledger: Ledger, settings: Settings, call_id: str, exc: SyncError, *, phone: str | None = None) -> str:
+    """Sort once: skipped, held (daily limit), retried later (bounded), or failed. ``phone``: the call's number
+    when known (default: the one ``run_sync`` noted on the error), kept masked for the ops console's search."""
     fields = {"call_id": call_id, "error": str(exc), "code": exc.code, "stage": exc.stage.value}
+    phone = phone or exc.details.get(PHONE_DETAIL)
     if isinstance(exc, SkippedError):
-        ledger.skipped(call_id, error=exc)
+        ledger.skipped(call_id, error=exc, phone=phone)
         log.info("sync.skipped", **fields)
         return "skipped"
     if isinstance(exc, SalesforceLimitExceeded):
         hold = settings.crm_sync_limit_hold_seconds
-        ledger.retry_later(call_id, error=exc, due_at=time.time() + hold, counts_as_failure=False)
+        ledger.retry_later(call_id, error=exc, due_at=time.time() + hold, counts_as_failure=False, phone=phone)
         log.warning("sync.held", **fields)
         return "queued"
     if isinstance(exc, RetryableError):
@@ -144,13 +149,13 @@ def record_error(ledger: Ledger, settings: Settings, call_id: str, exc: SyncErro
         failures = (record.failures if record else 0) + 1
         if failures < settings.crm_sync_max_attempts:
             delay = retry_delay(failures, settings, exc.retry_after)
-            ledger.retry_later(call_id, error=exc, due_at=time.time() + delay)
+            ledger.retry_later(call_id, error=exc, due_at=time.time() + delay, phone=phone)
             log.warning("sync.retry_scheduled", attempt=failures, delay=round(delay, 1), **fields)
             return "queued"
         log.error("sync.retries_exhausted", attempt=failures, **fields)
     else:
         log.error("sync.failed", **fields)
-    ledger.failed(call_id, error=exc)
+    ledger.failed(call_id, error=exc, phone=phone)
     return "failed"
 
 
