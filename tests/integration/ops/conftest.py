@@ -18,6 +18,7 @@ import uvicorn
 
 from worker.intake.app import create_app
 from worker.pipeline import Services
+from worker.ratelimit import SharedRateLimit
 from worker.runtime import Runtime
 from worker.sandbox.local import SEED_CALL, Sandboxes
 from worker.sandbox.serve import free_port
@@ -59,7 +60,14 @@ def make_runtime(boxes: Sandboxes, redis_url: str, **overrides: object) -> Runti
         **overrides,
     }
     settings = boxes.settings(**values)
-    services = Services.from_settings(settings, twenty2=Twenty2Client(settings, retry=RetryPolicy.instant()))
+    # Twenty2 requests go through the shared limiter, as in the workers (the console shows its window).
+    limit = SharedRateLimit(
+        settings.redis_url,
+        key=f"twenty2:{settings.twenty2_workspace_id}",
+        per_minute=settings.twenty2_rate_limit_per_minute,
+    )
+    twenty2 = Twenty2Client(settings, retry=RetryPolicy.instant(), before_request=limit.acquire)
+    services = Services.from_settings(settings, twenty2=twenty2)
     return Runtime(settings, _services=services)
 
 
