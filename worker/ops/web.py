@@ -19,6 +19,10 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from limits import RateLimitItemPerMinute
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter
+from starlette.concurrency import run_in_threadpool
 
 from worker.ledger import State
 from worker.ops import auth, jobs, queries, stats
@@ -29,6 +33,7 @@ from worker.settings import Settings
 log = structlog.get_logger(__name__)
 
 HERE = Path(__file__).parent
+LOGIN_ATTEMPTS = RateLimitItemPerMinute(10)
 STATIC = {"ops.js": "text/javascript", "ops.css": "text/css"}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -122,6 +127,8 @@ def ops_router(current: Callable[[], Runtime], settings: Settings) -> APIRouter:
     signer = auth.SessionSigner(settings)
     env = templates()
     instance: list[str] = []
+    # Sign-in attempts per client address, shared by every web process (a token is long; this stops guessing).
+    attempts = MovingWindowRateLimiter(RedisStorage(settings.redis_url, key_prefix="crm-sync-rl"))
 
     def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = env.get_template(name).render(**context)
@@ -192,9 +199,13 @@ def ops_router(current: Callable[[], Runtime], settings: Settings) -> APIRouter:
         if refused is not None:
             return refused
         form = await request.form()
+        client = request.client.host if request.client else "unknown"
+        if not await run_in_threadpool(attempts.hit, LOGIN_ATTEMPTS, "ops-sign-in", client):
+            log.warning("ops.sign_in_throttled", client=client)
+            return render("login.html", 429, error="Too many sign-in attempts: wait a minute.")
         signed = signer.sign_in(str(form.get("token") or ""))
         if signed is None:
-            log.warning("ops.sign_in_refused", client=request.client.host if request.client else None)
+            log.warning("ops.sign_in_refused", client=client)
             return render("login.html", 401, error="That token is not valid.")
         session, value = signed
         jobs.record_action(current(), session.who, "signed in")
@@ -299,6 +310,10 @@ def ops_router(current: Callable[[], Runtime], settings: Settings) -> APIRouter:
             _detail, plan = plan_call(current().services, call_id, fresh=True)
         except SyncError as exc:
             return render("_preview.html", plan=None, error=exc.as_record(), base=salesforce_base())
+        except Exception as exc:  # e.g. no credentials configured: say so instead of a bare 500
+            log.exception("ops.preview_crashed", call_id=call_id)
+            error = {"stage": "plan", "code": "INTERNAL", "message": f"{type(exc).__name__}: {exc}"[:300]}
+            return render("_preview.html", plan=None, error=error, base="")
         return render("_preview.html", plan=plan_as_dict(plan), error=None, base=salesforce_base())
 
     # --- replay ---------------------------------------------------------------------------------------

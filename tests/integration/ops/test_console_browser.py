@@ -134,6 +134,16 @@ def test_wrong_token_and_missing_csrf_are_refused(console: Console, browser_cont
     assert requests.get(f"{console.url}/ops/calls", timeout=10, allow_redirects=False).status_code == 303
 
 
+def test_guessing_tokens_is_throttled(console: Console) -> None:
+    statuses = [
+        requests.post(f"{console.url}/ops/login", data={"token": f"guess-{n}"}, timeout=10).status_code
+        for n in range(11)
+    ]
+    assert statuses[:10] == [401] * 10 and statuses[-1] == 429  # 10 attempts a minute per address
+    right = requests.post(f"{console.url}/ops/login", data={"token": TOKENS["bob"]}, timeout=10, allow_redirects=False)
+    assert right.status_code == 429  # even the right token waits: the limit is per address, not per guess
+
+
 def test_phone_width_layout(console: Console, browser_context: Any) -> None:
     page = browser_context.new_page()
     page.set_viewport_size({"width": 390, "height": 844})
