@@ -329,7 +329,8 @@ def ops_router(current: Callable[[], Runtime], settings: Settings) -> APIRouter:
         if mode == "matching":
             f = call_filter(form)
             ids = queries.matching_ids(rt.ledger, f)
-            what = "replay all matching " + (urlencode(f.as_params()) or "(no filter)")
+            shown = {k: v for k, v in f.as_params().items() if k not in ("order", "per_page")}
+            what = "replay all matching " + (" ".join(f"{k}={v}" for k, v in shown.items()) or "(no filter)")
         else:
             ids = [str(v) for v in form.getlist("call_id") if rt.ledger.get(str(v)) is not None]
             what = "replay " + (ids[0] if len(ids) == 1 else f"{len(ids)} selected calls")
