@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from conftest import Console
+from playwright.sync_api import expect
 from test_console_browser import sign_in
 
 from worker.errors import SalesforceUnavailable
@@ -70,3 +71,24 @@ def test_purge_old_failures(console: Console, browser_context: Any) -> None:
     assert ledger.get(console.failed) is None and ledger.get(console.synced) is not None
     [purge] = [a for a in actions(console.runtime) if a["what"] == "purge failures"]
     assert purge["who"] == "alice" and purge["removed"] == 1
+
+
+def test_overview_refreshes_itself_and_health_runs_the_doctor(console: Console, browser_context: Any) -> None:
+    page = browser_context.new_page()
+    sign_in(page, console)
+    assert page.inner_text("[data-count=synced]") == "1"
+    ledger = console.runtime.ledger
+    ledger.start("call_queuedonly01")
+    ledger.synced("call_queuedonly01", salesforce_ids={}, summary="")
+    # No reload: ops.js fetches the overview fragment every 5 s (a string-eval wait would break the page's CSP).
+    expect(page.locator("[data-count=synced]")).to_have_text("2", timeout=12_000)
+    assert page.inner_text("[data-count=queued]") == "0"
+
+    page.goto(f"{console.url}/ops/health")
+    rows = page.locator("#checks tbody tr")
+    results = {
+        rows.nth(i).get_attribute("data-check"): rows.nth(i).locator("td").nth(1).inner_text()
+        for i in range(rows.count())
+    }
+    assert results["Twenty2 credentials"] == "ok" and results["Task external-id field Twenty2_Call_Id__c"] == "ok"
+    assert set(results.values()) == {"ok"}, results
