@@ -1,9 +1,11 @@
 """Liveness of the Celery processes, for the ops console: each worker and beat writes a heartbeat to Redis.
 
-Keys: ``crm-sync:heartbeat:worker:{hostname}`` and ``crm-sync:heartbeat:beat:{hostname}``, each a JSON
-``{"at", "pid", "host"}`` rewritten every ``EVERY`` seconds and expiring after ``TTL`` (a process that dies
-disappears within a minute). Started from Celery's own signals (``worker_ready``, ``beat_init``), so every
-machine's processes report into the one Redis the console reads.
+Keys: ``crm-sync:heartbeats`` (sorted set of ``{role}|{name}`` by the time of its last heartbeat) and
+``crm-sync:heartbeat-info`` (hash: the same member → JSON ``{"at", "pid", "host"}``), rewritten every
+``EVERY`` seconds. Readers take what beat within ``TTL``; entries silent for ``FORGET_AFTER`` are dropped.
+Two keys, not a key per process: the console reads them every few seconds without scanning the keyspace.
+Started from Celery's own signals (``worker_ready``, ``beat_init``), so every machine's processes report
+into the one Redis the console reads.
 """
 
 from __future__ import annotations
@@ -25,33 +27,51 @@ log = structlog.get_logger(__name__)
 
 EVERY = 10.0
 TTL = 60
-PREFIX = "crm-sync:heartbeat"
+FORGET_AFTER = 86400
+BEATS = "crm-sync:heartbeats"
+INFO = "crm-sync:heartbeat-info"
 _stop = threading.Event()
-
-
-def key(role: str, name: str) -> str:
-    return f"{PREFIX}:{role}:{name}"
 
 
 def beat_once(client: redis.Redis, role: str, name: str) -> None:
     """Write one heartbeat of ``role`` (``worker`` / ``beat``) for the process ``name``."""
-    payload = {"at": time.time(), "pid": os.getpid(), "host": socket.gethostname()}
-    client.set(key(role, name), json.dumps(payload), ex=TTL)
+    now = time.time()
+    member = f"{role}|{name}"
+    pipe = client.pipeline(transaction=False)
+    pipe.zadd(BEATS, {member: now})
+    pipe.hset(INFO, member, json.dumps({"at": now, "pid": os.getpid(), "host": socket.gethostname()}))
+    pipe.execute()
 
 
-def read(client: redis.Redis) -> dict[str, list[dict[str, Any]]]:
-    """Every live heartbeat by role: ``{"worker": [{"name", "at", "pid", "host"}], "beat": [...]}``."""
+def forget(client: redis.Redis, role: str, name: str) -> None:
+    """A process that stops cleanly removes its heartbeat."""
+    pipe = client.pipeline(transaction=False)
+    pipe.zrem(BEATS, f"{role}|{name}")
+    pipe.hdel(INFO, f"{role}|{name}")
+    pipe.execute()
+
+
+def read(client: redis.Redis, now: float | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Heartbeats of the last ``TTL`` seconds by role: ``{"worker": [{"name", "at", "pid", "host"}], ...}``."""
+    now = time.time() if now is None else now
+    gone = cast(list[Any], client.zrangebyscore(BEATS, "-inf", now - FORGET_AFTER))
+    if gone:
+        client.zrem(BEATS, *gone)
+        client.hdel(INFO, *gone)
+    members = [_s(m) for m in cast(list[Any], client.zrangebyscore(BEATS, now - TTL, "+inf"))]
     found: dict[str, list[dict[str, Any]]] = {"worker": [], "beat": []}
-    keys = [k.decode() if isinstance(k, bytes) else str(k) for k in client.scan_iter(f"{PREFIX}:*", count=200)]
-    values = cast(list[Any], client.mget(keys)) if keys else []
-    for name, raw in zip(keys, values, strict=True):
-        if raw is None:
-            continue
-        role, _, process = name[len(PREFIX) + 1 :].partition(":")
-        found.setdefault(role, []).append({"name": process, **json.loads(raw)})
+    values = cast(list[Any], client.hmget(INFO, members)) if members else []
+    for member, raw in zip(members, values, strict=True):
+        role, _, process = member.partition("|")
+        info = json.loads(raw) if raw else {"at": 0}
+        found.setdefault(role, []).append({**info, "name": process})
     for beats in found.values():
         beats.sort(key=lambda item: item["name"])
     return found
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _loop(role: str, name: str, url: str) -> None:
@@ -62,7 +82,7 @@ def _loop(role: str, name: str, url: str) -> None:
         except redis.RedisError as exc:  # Redis restarting: the next beat tries again
             log.warning("heartbeat.failed", role=role, error=type(exc).__name__)
         if _stop.wait(EVERY):
-            client.delete(key(role, name))
+            forget(client, role, name)
             return
 
 
