@@ -60,13 +60,14 @@ import redis  # noqa: E402
 import requests  # noqa: E402
 from naive_sync import NaiveConfig, NaiveSync  # noqa: E402
 
+from standins import SERVICES  # noqa: E402
+from standins.stack.ports import free_port  # noqa: E402
+from standins.stack.processes import Stack, child_env, service_env, wait_ready  # noqa: E402
+from standins.stack.redis_server import RedisServer  # noqa: E402
 from worker.bulk import BulkSync  # noqa: E402
-from worker.devstack import RedisServer, Stack, child_env, service_env, wait_ready  # noqa: E402
 from worker.ledger import Ledger  # noqa: E402
 from worker.logs import configure_logging  # noqa: E402
 from worker.runtime import Runtime  # noqa: E402
-from worker.sandbox import SERVICES  # noqa: E402
-from worker.sandbox.serve import free_port  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 
 WEBHOOK_SECRET = "bench-webhook-secret-5c1e9a"  # the private intake of this run only
