@@ -3,61 +3,15 @@ threshold or the reserve; rate-limited through Redis, never a flood, nothing los
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import pytest
+from support.ops_console import Receiver
 
 from worker.alerts import Alerter, check
 from worker.errors import PermanentError, SalesforceUnavailable
 from worker.runtime import Runtime
 from worker.settings import Settings
-
-
-@dataclass
-class Receiver:
-    url: str
-    messages: list[dict[str, Any]] = field(default_factory=list)
-    fail_next: int = 0
-
-    @property
-    def texts(self) -> list[str]:
-        return [m["text"] for m in self.messages]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    box: list[Receiver] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", 0)))
-            rec = box[0]
-            if rec.fail_next:
-                rec.fail_next -= 1
-                self.send_response(500)
-                self.end_headers()
-                return
-            assert self.headers.get("content-type") == "application/json"
-            rec.messages.append(json.loads(body))
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    box.append(Receiver(f"http://127.0.0.1:{server.server_address[1]}/hooks/T000/B000"))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield box[0]
-    server.shutdown()
 
 
 def runtime(redis_url: str, receiver: Receiver, **overrides: Any) -> Runtime:

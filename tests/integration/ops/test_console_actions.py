@@ -6,9 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from conftest import Console
 from playwright.sync_api import expect
-from test_console_browser import sign_in
+from support.ops_console import Console, sign_in
 
 from worker.errors import SalesforceUnavailable
 from worker.ledger import State

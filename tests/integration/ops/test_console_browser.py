@@ -9,19 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from conftest import TOKENS, Console
+from support.ops_console import TOKENS, Console, sign_in
 
 from worker.ledger import State
 
 SHOTS = Path(__file__).resolve().parents[3] / "docs" / "screenshots"
-
-
-def sign_in(page: Any, console: Console, who: str = "alice") -> None:
-    page.goto(f"{console.url}/ops")
-    assert page.url.endswith("/ops/login")
-    page.fill("#token", TOKENS[who])
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{console.url}/ops")
 
 
 def test_sign_in_overview_filter_preview_replay(console: Console, browser_context: Any) -> None:

@@ -12,10 +12,10 @@ import pytest
 import redis
 from click.testing import CliRunner
 
+from standins.salesforce.schema import FieldSpec
+from standins.stack.sandboxes import Sandboxes
 from worker.cli import main
 from worker.doctor import Check, run_checks
-from worker.sandbox.local import Sandboxes
-from worker.sandbox.salesforce_schema import FieldSpec
 from worker.settings import Settings
 
 

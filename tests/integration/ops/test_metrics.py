@@ -7,9 +7,9 @@ import time
 
 import redis
 import requests
-from conftest import Console
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from support.ops_console import Console
 
 from worker import heartbeat
 from worker.errors import SalesforceUnavailable

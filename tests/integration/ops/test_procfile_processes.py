@@ -9,12 +9,13 @@ from pathlib import Path
 
 import redis
 import requests
-from test_alerts import Receiver, receiver  # noqa: F401 - the receiver fixture
+from support.ops_console import Receiver
 
+from standins.stack.processes import start_local_service
+from standins.stack.redis_server import RedisServer
+from standins.stack.sandboxes import SEED_CALL, Sandboxes
 from worker import heartbeat
-from worker.devstack import RedisServer, start_local_service
 from worker.ledger import Ledger, State
-from worker.sandbox.local import SEED_CALL, Sandboxes
 
 SECRET = "ops-procfile-secret-123"
 TOKEN = "ops-procfile-token-456"
@@ -33,7 +34,7 @@ def wait(predicate, timeout: float = 40.0):  # type: ignore[no-untyped-def]
 def test_processes_report_heartbeats_metrics_and_alerts(
     boxes: Sandboxes,
     tmp_path: Path,
-    receiver: Receiver,  # noqa: F811
+    receiver: Receiver,
 ) -> None:
     server = RedisServer(tmp_path / "redis").start()
     extra = {

@@ -3,8 +3,8 @@ request on a dry run, and the clicks when the field exists in a shape the API ca
 
 from __future__ import annotations
 
-from worker.sandbox.local import Sandboxes
-from worker.sandbox.salesforce_schema import FieldSpec
+from standins.salesforce.schema import FieldSpec
+from standins.stack.sandboxes import Sandboxes
 from worker.setup_org import setup_org
 
 
