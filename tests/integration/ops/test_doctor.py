@@ -5,7 +5,6 @@ AOF or with eviction, a Redis refusing CONFIG."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -55,14 +54,17 @@ def test_field_is_not_an_external_id(boxes: Sandboxes, redis_url: str) -> None:
 
 
 def test_field_not_writable_by_the_integration_user(boxes: Sandboxes, redis_url: str) -> None:
-    # Field-level security read-only: describe shows the field neither createable nor updateable.
-    spec = FieldSpec(
-        "Call_Ref__c", "string", 255, "Call Ref", custom=True, external_id=True, createable=False, updateable=False
-    )
-    boxes.salesforce.add_field("Task", spec)
-    [problem] = only_problems(checks(boxes, redis_url, salesforce_task_external_id_field="Call_Ref__c")).values()
+    # Field-level security read-only for the integration user's profile.
+    boxes.salesforce.set_field_access("Task", "Twenty2_Call_Id__c", editable=False)
+    [problem] = only_problems(checks(boxes, redis_url)).values()
     assert "is not createable / updateable for the integration user" in problem.detail
     assert "Field-Level Security" in problem.fix
+
+
+def test_field_the_integration_user_cannot_see(boxes: Sandboxes, redis_url: str) -> None:
+    boxes.salesforce.set_field_access("Task", "Twenty2_Call_Id__c", visible=False)
+    [problem] = only_problems(checks(boxes, redis_url)).values()
+    assert "does not exist (or the integration user cannot see it)" in problem.detail
 
 
 def test_mapped_picklist_value_missing(boxes: Sandboxes, redis_url: str) -> None:
@@ -73,11 +75,7 @@ def test_mapped_picklist_value_missing(boxes: Sandboxes, redis_url: str) -> None
 
 
 def test_task_call_fields_read_only(boxes: Sandboxes, redis_url: str) -> None:
-    task = boxes.salesforce.schema.obj("Task")
-    assert task is not None
-    call_type = task.field("CallType")
-    assert call_type is not None
-    boxes.salesforce.add_field("Task", replace(call_type, createable=False, updateable=False))
+    boxes.salesforce.set_field_access("Task", "CallType", editable=False)
     [problem] = only_problems(checks(boxes, redis_url)).values()
     assert (
         problem.name == "Task TaskSubtype / CallType" and "CallType is not createable and updateable" in problem.detail
