@@ -19,11 +19,9 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from limits import RateLimitItemPerMinute
-from limits.storage import RedisStorage
-from limits.strategies import MovingWindowRateLimiter
 from starlette.concurrency import run_in_threadpool
 
+from worker.intake.flood import FloodGuard, parse_networks
 from worker.ledger import State
 from worker.ops import auth, jobs, queries, stats
 from worker.ops.chart import bars
@@ -33,7 +31,7 @@ from worker.settings import Settings
 log = structlog.get_logger(__name__)
 
 HERE = Path(__file__).parent
-LOGIN_ATTEMPTS = RateLimitItemPerMinute(10)
+SIGN_IN_ATTEMPTS_PER_MINUTE = 10
 STATIC = {"ops.js": "text/javascript", "ops.css": "text/css"}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -127,8 +125,14 @@ def ops_router(current: Callable[[], Runtime], settings: Settings) -> APIRouter:
     signer = auth.SessionSigner(settings)
     env = templates()
     instance: list[str] = []
-    # Sign-in attempts per client address, shared by every web process (a token is long; this stops guessing).
-    attempts = MovingWindowRateLimiter(RedisStorage(settings.redis_url, key_prefix="crm-sync-rl"))
+    # Sign-in attempts per client address (the intake's flood guard: shared by every web process, honours
+    # CRM_SYNC_TRUSTED_PROXIES); a token is long, this stops guessing.
+    attempts = FloodGuard(
+        settings.redis_url,
+        per_minute=SIGN_IN_ATTEMPTS_PER_MINUTE,
+        trusted_proxies=parse_networks(settings.crm_sync_trusted_proxies),
+        key_prefix="crm-sync-ops-sign-in",
+    )
 
     def render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
         html = env.get_template(name).render(**context)
@@ -199,10 +203,13 @@ def ops_router(current: Callable[[], Runtime], settings: Settings) -> APIRouter:
         if refused is not None:
             return refused
         form = await request.form()
-        client = request.client.host if request.client else "unknown"
-        if not await run_in_threadpool(attempts.hit, LOGIN_ATTEMPTS, "ops-sign-in", client):
+        client = attempts.source(
+            request.client.host if request.client else None, request.headers.getlist("x-forwarded-for")
+        )
+        verdict = await run_in_threadpool(attempts.check, client)
+        if not verdict.allowed:
             log.warning("ops.sign_in_throttled", client=client)
-            return render("login.html", 429, error="Too many sign-in attempts: wait a minute.")
+            return render("login.html", 429, error=f"Too many sign-in attempts: wait {verdict.retry_after} s.")
         signed = signer.sign_in(str(form.get("token") or ""))
         if signed is None:
             log.warning("ops.sign_in_refused", client=client)
