@@ -229,7 +229,7 @@ def check_salesforce(settings: Settings, dates: _Dates) -> list[Check]:
                 "set the SALESFORCE_* settings of one login flow (README: Salesforce login)",
             )
         ]
-    client = SalesforceClient(settings, retry_wait=0)
+    client = SalesforceClient(settings, read_attempts=1)
     client.http.hooks.setdefault("response", []).append(dates.hook("Salesforce"))
     try:
         instance = client.instance_url

@@ -53,7 +53,7 @@ class SetupResult:
 
 def setup_org(settings: Settings, *, dry_run: bool, client: SalesforceClient | None = None) -> SetupResult:
     """Create the field when missing (unless ``dry_run``); every line says what happened or what to do."""
-    client = client or SalesforceClient(settings, retry_wait=0)
+    client = client or SalesforceClient(settings, read_attempts=1)
     name = settings.salesforce_task_external_id_field
     version = settings.salesforce_api_version
     try:

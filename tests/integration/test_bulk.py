@@ -18,14 +18,14 @@ import pytest
 from click.testing import CliRunner, Result
 
 from standins.stack.sandboxes import SEED_CALL, Sandboxes
-from worker.bulk import BulkReport, BulkSync
 from worker.cli import main, read_call_ids
 from worker.ledger import Record, State
 from worker.phones import same_number
-from worker.pipeline import Services
 from worker.runtime import Runtime
-from worker.tasks import sync_and_record
-from worker.twenty2.client import RetryPolicy, Twenty2Client
+from worker.sync.bulk import BulkReport, BulkSync
+from worker.sync.services import Services
+from worker.sync.stream import sync_and_record
+from worker.twenty2.client import Twenty2Client
 
 NEW_NUMBER = "9123400001"
 INTERESTED = {"interested": "yes", "callback_requested": "yes", "callback_time": "kal subah 11 baje"}
@@ -34,7 +34,7 @@ INTERESTED = {"interested": "yes", "callback_requested": "yes", "callback_time":
 def runtime(boxes: Sandboxes, redis_url: str) -> Runtime:
     boxes.twenty2.configure(rate_limit_per_minute=None)
     settings = boxes.settings(redis_url=redis_url, twenty2_rate_limit_per_minute=0)
-    services = Services.from_settings(settings, twenty2=Twenty2Client(settings, retry=RetryPolicy.instant()))
+    services = Services.from_settings(settings, twenty2=Twenty2Client(settings))
     return Runtime(settings, _services=services)
 
 

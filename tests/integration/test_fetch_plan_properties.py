@@ -5,13 +5,13 @@ or extra, wrong types, None, huge and Devanagari strings, numbers as strings, ga
 phones full of letters, quotes, backslashes and SOSL reserved characters, output parameters of every JSON
 type named like the fields they must never choose (``OwnerId``, ``Id``, ``WhoId``, ``__proto__``, ...),
 statuses final and not. The sandbox serves it over real HTTPS (``set_raw_detail``); ``plan_call`` fetches and
-plans it (Lead lookup against the Salesforce sandbox), ``run_sync`` also writes it.
+plans it (Lead lookup against the Salesforce sandbox), ``sync_one`` also writes it.
 
 Properties of every example:
 
 - the run gives a plan (an outcome), or raises a sorted ``SyncError`` (retryable, permanent or skipped);
   any other exception is a crash;
-- Salesforce is unchanged after ``plan_call`` and after a failed ``run_sync``; after a successful one it
+- Salesforce is unchanged after ``plan_call`` and after a failed ``sync_one``; after a successful one it
   holds exactly the plan's records with the plan's values (all or nothing);
 - where a write goes is decided by the lookup (the phone, or the Lead id in ``input_parameters``), never by
   an output parameter: the Lead written is the one found (or a new one), every Lead field written is one the
@@ -44,10 +44,11 @@ from standins.stack.sandboxes import Sandboxes
 from worker.errors import PermanentError, RetryableError, SkippedError, SyncError
 from worker.mapping import Mapping, load_mapping, parse_mapping
 from worker.phones import same_number
-from worker.pipeline import Services, plan_call, run_sync
 from worker.plan import CALLBACK_SUFFIX, DESCRIPTION_LIMIT, SUBJECT_LIMIT, TRIM_MARKER, Ref, SyncPlan, lead_phone
 from worker.salesforce.client import SalesforceClient
-from worker.twenty2.client import RetryPolicy, Twenty2Client
+from worker.sync.services import Services
+from worker.sync.stream import plan_call, sync_one
+from worker.twenty2.client import Twenty2Client
 from worker.twenty2.models import CallDetail
 
 EXAMPLES: Counter[str] = Counter()
@@ -161,8 +162,8 @@ def make_services(boxes: Sandboxes, redis_url: str, mapping: Mapping, **override
     return Services.from_settings(
         settings_,
         mapping=mapping,
-        twenty2=Twenty2Client(settings_, retry=RetryPolicy.instant()),
-        salesforce=SalesforceClient(settings_, retry_wait=0),
+        twenty2=Twenty2Client(settings_),
+        salesforce=SalesforceClient(settings_),
     )
 
 
@@ -780,7 +781,7 @@ def test_hostile_details_sync_all_or_nothing(boxes: Sandboxes, redis_url: str, w
         serve(boxes, body, call_id)
         before = snapshot(boxes.salesforce)
         try:
-            outcome = run_sync(services[create_unknown], call_id)
+            outcome = sync_one(services[create_unknown], call_id)
         except SyncError as exc:
             assert isinstance(exc, SYNC_ERRORS)
             OUTCOMES[type(exc).__name__] += 1

@@ -21,17 +21,17 @@ from standins.stack.redis_server import RedisServer
 from standins.stack.sandboxes import FAILED_CALL, SEED_CALL, Sandboxes
 from worker.ledger import State
 from worker.phones import same_number
-from worker.pipeline import Services, run_sync
 from worker.ratelimit import SharedRateLimit
 from worker.runtime import Runtime
-from worker.salesforce.leadcache import LeadCache
-from worker.tasks import sync_and_record
-from worker.twenty2.client import RetryPolicy, Twenty2Client
+from worker.salesforce.lead_cache import LeadCache
+from worker.sync.services import Services
+from worker.sync.stream import sync_and_record, sync_one
+from worker.twenty2.client import Twenty2Client
 
 
 def runtime(boxes: Sandboxes, redis_url: str, **overrides: Any) -> Runtime:
     settings = boxes.settings(redis_url=redis_url, twenty2_rate_limit_per_minute=0, **overrides)
-    services = Services.from_settings(settings, twenty2=Twenty2Client(settings, retry=RetryPolicy.instant()))
+    services = Services.from_settings(settings, twenty2=Twenty2Client(settings))
     return Runtime(settings, _services=services)
 
 
@@ -70,9 +70,9 @@ def test_seed_call_updates_lead_and_logs_call_and_callback(boxes: Sandboxes, red
 
 def test_replayed_call_writes_no_second_task(boxes: Sandboxes, redis_url: str) -> None:
     rt = runtime(boxes, redis_url)
-    first = run_sync(rt.services, SEED_CALL)
+    first = sync_one(rt.services, SEED_CALL)
     before = {t["Id"]: t["LastModifiedDate"] for t in boxes.salesforce.records("Task")}
-    again = run_sync(rt.services, SEED_CALL)
+    again = sync_one(rt.services, SEED_CALL)
     assert len(call_tasks(boxes, SEED_CALL)) == 1 and len(call_tasks(boxes, SEED_CALL + "-callback")) == 1
     assert again.salesforce_ids["callTask"] == first.salesforce_ids["callTask"]
     assert set(before) == {t["Id"] for t in boxes.salesforce.records("Task")}
@@ -88,7 +88,7 @@ def test_failed_call_logs_attempt_and_leaves_lead_untouched(boxes: Sandboxes, re
         disconnection_reason="unanswered",
         output_parameters={"interested": "yes", "callback_requested": "yes", "callback_time": "kal 11 baje"},
     )
-    outcome = run_sync(runtime(boxes, redis_url).services, call_id)
+    outcome = sync_one(runtime(boxes, redis_url).services, call_id)
     [task] = call_tasks(boxes, call_id)
     assert task["WhoId"] == arjun["Id"] and task["CallDisposition"] == "failed" and "not connected" in task["Subject"]
     assert call_tasks(boxes, call_id + "-callback") == []
@@ -99,7 +99,7 @@ def test_failed_call_logs_attempt_and_leaves_lead_untouched(boxes: Sandboxes, re
 def test_lead_by_salesforce_id_in_input_parameters(boxes: Sandboxes, redis_url: str) -> None:
     karan = lead(boxes, "karan")
     call_id = add_call(boxes, "9000000001", input_parameters={"salesforce_id": karan["Id"]})
-    outcome = run_sync(runtime(boxes, redis_url).services, call_id)
+    outcome = sync_one(runtime(boxes, redis_url).services, call_id)
     assert outcome.plan.target is not None and outcome.plan.target.record_id == karan["Id"]
     assert outcome.plan.target.matched_by.startswith("salesforce_id")
     assert lead(boxes, "karan")["Status"] == "Working - Contacted"
@@ -125,7 +125,7 @@ def test_lead_by_phone_in_each_stored_format(boxes: Sandboxes, redis_url: str, s
     lead_id = boxes.salesforce.insert_raw("Lead", {"LastName": "Rao", "Company": "Rao & Sons", "Phone": stored})
     boxes.salesforce.insert_raw("Lead", {"LastName": "Decoy", "Company": "Elsewhere", "Phone": "9812345679"})
     call_id = add_call(boxes, "9812345678")
-    outcome = run_sync(runtime(boxes, redis_url).services, call_id)
+    outcome = sync_one(runtime(boxes, redis_url).services, call_id)
     assert outcome.plan.target is not None and outcome.plan.target.record_id == lead_id
     [task] = call_tasks(boxes, call_id)
     assert task["WhoId"] == lead_id
@@ -133,7 +133,7 @@ def test_lead_by_phone_in_each_stored_format(boxes: Sandboxes, redis_url: str, s
 
 def test_unknown_number_creates_a_lead(boxes: Sandboxes, redis_url: str) -> None:
     call_id = add_call(boxes, "9123400000", input_parameters={"customerName": "Lakshay Gupta"})
-    outcome = run_sync(runtime(boxes, redis_url).services, call_id)
+    outcome = sync_one(runtime(boxes, redis_url).services, call_id)
     created = boxes.salesforce.get(outcome.salesforce_ids["lead"])
     assert created is not None and (created["FirstName"], created["LastName"]) == ("Lakshay", "Gupta")
     assert created["Phone"] == "9123400000" and created["Status"] == "Working - Contacted"
@@ -154,7 +154,7 @@ def test_unknown_number_skipped_by_policy(boxes: Sandboxes, redis_url: str) -> N
 def test_converted_lead_logs_on_its_contact(boxes: Sandboxes, redis_url: str) -> None:
     meera = lead(boxes, "meera")
     call_id = add_call(boxes, "9123456789", output_parameters={"interested": "no"})
-    outcome = run_sync(runtime(boxes, redis_url).services, call_id)
+    outcome = sync_one(runtime(boxes, redis_url).services, call_id)
     [task] = call_tasks(boxes, call_id)
     assert task["WhoId"] == boxes.salesforce.demo_ids["meera_contact"]
     assert "lead" not in outcome.salesforce_ids
@@ -163,7 +163,7 @@ def test_converted_lead_logs_on_its_contact(boxes: Sandboxes, redis_url: str) ->
 
 def test_expired_salesforce_session_is_refreshed(boxes: Sandboxes, redis_url: str) -> None:
     rt = runtime(boxes, redis_url)
-    run_sync(rt.services, FAILED_CALL)  # logs in
+    sync_one(rt.services, FAILED_CALL)  # logs in
     boxes.salesforce.expire_sessions()
     assert sync_and_record(rt, SEED_CALL) == "synced"
     assert boxes.salesforce.stats()["oauth"]["client_credentials"] == 2
@@ -318,13 +318,13 @@ def test_refused_salesforce_id_falls_back_to_the_phone(boxes: Sandboxes, redis_u
     arjun = lead(boxes, "arjun")
     bad = arjun["Id"][:15] + "ZZZ"  # right shape, wrong checksum: Salesforce refuses the id
     call_id = add_call(boxes, "9876543210", input_parameters={"salesforce_id": bad})
-    outcome = run_sync(runtime(boxes, redis_url).services, call_id)
+    outcome = sync_one(runtime(boxes, redis_url).services, call_id)
     assert outcome.plan.target is not None and outcome.plan.target.record_id == arjun["Id"]
     assert outcome.plan.target.matched_by.startswith("phone")
 
 
 def test_retryable_failures_are_replayed_automatically_with_a_cap(boxes: Sandboxes, redis_url: str) -> None:
-    from worker.tasks import replay_retryable
+    from worker.sync.sweep import replay_retryable
 
     rt = runtime(boxes, redis_url, crm_sync_max_attempts=1, crm_sync_auto_replay_max=2)
     assert sync_and_record(rt, "call_doesnotexist") == "failed"  # permanent: never replayed automatically
@@ -409,7 +409,7 @@ def test_call_naming_a_lead_id_is_looked_up_by_it_even_when_its_number_has_no_le
     [(lead_id, _)] = seed_leads(boxes, 1)
     rt.lead_cache.no_lead(["9123433333"])  # a reading just now found no Lead with the number
     call_id = add_call(boxes, "9123433333", input_parameters={"salesforce_id": lead_id})
-    outcome = run_sync(rt.services, call_id)
+    outcome = sync_one(rt.services, call_id)
     assert outcome.plan.target is not None and outcome.plan.target.record_id == lead_id
     assert leads_with_number(boxes, "9123433333") == []
 
@@ -421,9 +421,7 @@ def unreachable_redis_url() -> str:
 def test_redis_outage_during_the_lookup_is_retried_not_failed(boxes: Sandboxes, redis_url: str) -> None:
     settings = boxes.settings(redis_url=redis_url, twenty2_rate_limit_per_minute=0)
     away = LeadCache(redis.Redis.from_url(unreachable_redis_url(), socket_timeout=1), region="IN")
-    services = Services.from_settings(
-        settings, twenty2=Twenty2Client(settings, retry=RetryPolicy.instant()), cache=away
-    )
+    services = Services.from_settings(settings, twenty2=Twenty2Client(settings), cache=away)
     rt = Runtime(settings, _services=services)
     assert sync_and_record(rt, SEED_CALL) == "queued"
     record = rt.ledger.get(SEED_CALL)
@@ -435,7 +433,7 @@ def test_redis_outage_during_the_lookup_is_retried_not_failed(boxes: Sandboxes, 
 def test_redis_outage_in_the_twenty2_rate_limit_is_retried_not_failed(boxes: Sandboxes, redis_url: str) -> None:
     settings = boxes.settings(redis_url=redis_url, twenty2_rate_limit_per_minute=60)
     limit = SharedRateLimit(unreachable_redis_url(), key="twenty2:test", per_minute=60)
-    twenty2 = Twenty2Client(settings, retry=RetryPolicy.instant(), before_request=limit.acquire)
+    twenty2 = Twenty2Client(settings, before_request=limit.acquire)
     rt = Runtime(settings, _services=Services.from_settings(settings, twenty2=twenty2))
     assert sync_and_record(rt, SEED_CALL) == "queued"
     record = rt.ledger.get(SEED_CALL)
@@ -454,7 +452,7 @@ def test_redis_outage_right_after_the_write_still_records_synced(
     try:
         settings = boxes.settings(redis_url=redis_url, twenty2_rate_limit_per_minute=0)
         cache = LeadCache(redis.Redis.from_url(cache_server.url, socket_timeout=1), region="IN")
-        twenty2 = Twenty2Client(settings, retry=RetryPolicy.instant())
+        twenty2 = Twenty2Client(settings)
         rt = Runtime(settings, _services=Services.from_settings(settings, twenty2=twenty2, cache=cache))
         target = rt.services.finder.find(twenty2.get_call_detail(call_id))  # read ahead: the Lead's snapshot
         assert target is not None and target.record_id == lead_id

@@ -377,7 +377,7 @@ def test_classify_errors_collects_fields_and_masks_numbers() -> None:
     )
     assert error.details["fields"] == ["Phone"]
     assert "99999 99999" not in error.message
-    assert "[number …99]" in error.message
+    assert "••••9999 ext 12345678" in error.message  # the one masker: last 4 digits; 8 digits are no phone
 
 
 def test_is_retryable_code() -> None:

@@ -42,11 +42,12 @@ from worker import celery_app
 from worker.celery_app import make_celery
 from worker.cli import main
 from worker.logs import configure_logging
-from worker.pipeline import Services
+from worker.retry import TWENTY2
 from worker.runtime import Runtime
 from worker.settings import Settings
-from worker.tasks import sync_and_record
-from worker.twenty2.client import RetryPolicy, Twenty2Client
+from worker.sync.services import Services
+from worker.sync.stream import sync_and_record
+from worker.twenty2.client import Twenty2Client
 
 T2_KEY = "t2key-CANARY-k9f3a7c1"
 T2_SECRET = "t2secret-CANARY-s8b1e4d2"
@@ -115,7 +116,7 @@ def runtime(boxes: Sandboxes, redis_url: str, **overrides: Any) -> Runtime:
         crm_sync_intake_signing_secret=SIGNING_SECRET,
         **overrides,
     )
-    services = Services.from_settings(settings, twenty2=Twenty2Client(settings, retry=RetryPolicy.instant()))
+    services = Services.from_settings(settings, twenty2=Twenty2Client(settings))
     return Runtime(settings, _services=services)
 
 
@@ -167,7 +168,7 @@ def sync_every_case(boxes: Sandboxes, redis_url: str) -> tuple[dict[str, str], d
         states = {case: sync_and_record(main_rt, calls[case]) for case in ("synced", "new_lead", "t2_404")}
         states["skipped"] = sync_and_record(runtimes["skip"], calls["skipped"])
         states["t2_401"] = sync_and_record(runtimes["wrong_t2"], calls["t2_401"])
-        t2.fail_next(RetryPolicy().attempts, 500)
+        t2.fail_next(TWENTY2.attempts, 500)
         states["t2_500"] = sync_and_record(main_rt, calls["t2_500"])
         states["t2_400"] = sync_and_record(main_rt, calls["t2_400"])
         org.expire_sessions()

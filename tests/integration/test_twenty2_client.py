@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -12,6 +13,7 @@ from support.twenty2_server import T2Sandbox
 
 from standins.stack.ports import free_port
 from standins.twenty2 import SEED_CALL_ID, SEED_FAILED_CALL_ID
+from worker import retry
 from worker.errors import (
     CallNotFinal,
     CallNotFound,
@@ -23,7 +25,8 @@ from worker.errors import (
     Twenty2Unauthorized,
     Twenty2Unavailable,
 )
-from worker.twenty2.client import RetryPolicy, parse_retry_after
+from worker.retry import TWENTY2, Backoff
+from worker.twenty2.client import parse_retry_after
 from worker.twenty2.models import Link
 
 DETAIL = "/api/call/detail"
@@ -186,7 +189,7 @@ def test_429_exhausted_raises_rate_limited(t2: T2Sandbox) -> None:
     t2.state.fail_next(ATTEMPTS, 429)
 
     with pytest.raises(Twenty2RateLimited) as caught:
-        t2.client(retry=RetryPolicy.instant(ATTEMPTS)).get_call_detail(SEED_CALL_ID)
+        t2.client(retry=replace(TWENTY2, attempts=ATTEMPTS)).get_call_detail(SEED_CALL_ID)
 
     err = caught.value
     assert (err.code, err.http_status, err.retryable) == ("RATE_LIMIT_EXCEEDED", 429, True)
@@ -198,7 +201,7 @@ def test_500_shape_a_retried_then_unavailable(t2: T2Sandbox) -> None:
     t2.state.fail_next(ATTEMPTS, 500)
 
     with pytest.raises(Twenty2Unavailable) as caught:
-        t2.client(retry=RetryPolicy.instant(ATTEMPTS)).get_call_detail(SEED_CALL_ID)
+        t2.client(retry=replace(TWENTY2, attempts=ATTEMPTS)).get_call_detail(SEED_CALL_ID)
 
     assert (caught.value.code, caught.value.http_status) == ("INTERNAL_ERROR", 500)
     assert t2.state.request_count(DETAIL) == ATTEMPTS
@@ -208,7 +211,7 @@ def test_502_html_body_retried_then_unavailable(t2: T2Sandbox) -> None:
     t2.state.fail_next(ATTEMPTS, 502)
 
     with pytest.raises(Twenty2Unavailable) as caught:
-        t2.client(retry=RetryPolicy.instant(ATTEMPTS)).get_call_detail(SEED_CALL_ID)
+        t2.client(retry=replace(TWENTY2, attempts=ATTEMPTS)).get_call_detail(SEED_CALL_ID)
 
     assert (caught.value.code, caught.value.http_status) == ("HTTP_502", 502)
     assert "Bad Gateway" in caught.value.message
@@ -219,7 +222,7 @@ def test_503_exhausts_attempts_then_unavailable(t2: T2Sandbox) -> None:
     t2.state.fail_next(10, 503)
 
     with pytest.raises(Twenty2Unavailable) as caught:
-        t2.client(retry=RetryPolicy.instant(ATTEMPTS)).get_call_detail(SEED_CALL_ID)
+        t2.client(retry=replace(TWENTY2, attempts=ATTEMPTS)).get_call_detail(SEED_CALL_ID)
 
     assert (caught.value.code, caught.value.http_status, caught.value.retryable) == ("HTTP_503", 503, True)
     assert t2.state.request_count(DETAIL) == ATTEMPTS
@@ -228,7 +231,7 @@ def test_503_exhausts_attempts_then_unavailable(t2: T2Sandbox) -> None:
 def test_503_then_200_succeeds(t2: T2Sandbox) -> None:
     t2.state.fail_next(ATTEMPTS - 1, 503)
 
-    assert t2.client(retry=RetryPolicy.instant(ATTEMPTS)).get_call_detail(SEED_CALL_ID).call.is_final
+    assert t2.client(retry=replace(TWENTY2, attempts=ATTEMPTS)).get_call_detail(SEED_CALL_ID).call.is_final
     assert t2.state.request_count(DETAIL) == ATTEMPTS
 
 
@@ -238,7 +241,7 @@ def test_read_timeout_retried_then_unavailable(t2: T2Sandbox) -> None:
 
     started = time.monotonic()
     with pytest.raises(Twenty2Unavailable) as caught:
-        t2.client(settings=settings, retry=RetryPolicy.instant(2)).get_call_detail(SEED_CALL_ID)
+        t2.client(settings=settings, retry=replace(TWENTY2, attempts=2)).get_call_detail(SEED_CALL_ID)
 
     assert caught.value.code == "TIMEOUT" and caught.value.http_status is None
     assert t2.state.request_count(DETAIL) == 2
@@ -251,7 +254,7 @@ def test_connection_refused_retried_and_hook_called_per_attempt(t2: T2Sandbox) -
 
     with pytest.raises(Twenty2Unavailable) as caught:
         t2.client(
-            settings=settings, retry=RetryPolicy.instant(3), before_request=lambda: calls.append(1)
+            settings=settings, retry=replace(TWENTY2, attempts=3), before_request=lambda: calls.append(1)
         ).get_call_detail(SEED_CALL_ID)
 
     assert caught.value.code == "CONNECTION_ERROR"
@@ -269,10 +272,11 @@ def test_before_request_called_before_each_attempt(t2: T2Sandbox) -> None:
 
 def test_retry_after_seconds_honoured(t2: T2Sandbox) -> None:
     t2.state.fail_next(1, 429, retry_after="1")
-    policy = RetryPolicy(attempts=2, wait_initial=0, wait_max=5, jitter=0)
+    policy = Backoff(attempts=2, base=0, cap=5, jitter=0)
 
     started = time.monotonic()
-    t2.client(retry=policy).get_call_detail(SEED_CALL_ID)
+    with retry.testing(wait=True):
+        t2.client(retry=policy).get_call_detail(SEED_CALL_ID)
 
     assert 0.95 <= time.monotonic() - started < 3
     assert t2.state.request_count(DETAIL) == 2
@@ -280,10 +284,11 @@ def test_retry_after_seconds_honoured(t2: T2Sandbox) -> None:
 
 def test_retry_after_capped_at_policy_max_wait(t2: T2Sandbox) -> None:
     t2.state.fail_next(1, 503, retry_after="120")
-    policy = RetryPolicy(attempts=2, wait_initial=0, wait_max=0.2, jitter=0)
+    policy = Backoff(attempts=2, base=0, cap=0.2, jitter=0)
 
     started = time.monotonic()
-    t2.client(retry=policy).get_call_detail(SEED_CALL_ID)
+    with retry.testing(wait=True):
+        t2.client(retry=policy).get_call_detail(SEED_CALL_ID)
 
     assert 0.15 <= time.monotonic() - started < 2
 
@@ -298,12 +303,12 @@ def test_retry_after_http_date_parsed() -> None:
 
 
 def test_retry_policy_backoff_bounded() -> None:
-    policy = RetryPolicy(attempts=5, wait_initial=0.5, wait_max=3.0, jitter=0.0)
+    policy = Backoff(attempts=5, base=0.5, cap=3.0, jitter=0.0)
 
     assert [policy.delay(n) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 3.0]
     assert policy.delay(1, retry_after=10) == 3.0
     with pytest.raises(ValueError):
-        RetryPolicy(attempts=0)
+        Backoff(attempts=0, base=0.5, cap=3.0)
 
 
 # --- bad bodies and call state ------------------------------------------------------------------------------
@@ -436,7 +441,7 @@ def test_transcript_storage_5xx_retried_then_unavailable(t2: T2Sandbox) -> None:
     t2.state.fail_next(ATTEMPTS, 503, scope="storage")
 
     with pytest.raises(Twenty2Unavailable):
-        t2.client(retry=RetryPolicy.instant(ATTEMPTS)).fetch_transcript(_future_link(t2, call_id))
+        t2.client(retry=replace(TWENTY2, attempts=ATTEMPTS)).fetch_transcript(_future_link(t2, call_id))
 
     assert t2.state.request_count(f"/api/storage/transcripts/{call_id}.txt") == ATTEMPTS
 
@@ -457,7 +462,7 @@ def test_tls_without_sandbox_ca_fails(t2: T2Sandbox) -> None:
     settings = t2.settings_with(crm_sync_ca_bundle="")  # system store: does not know the sandbox CA
 
     with pytest.raises(Twenty2Unavailable) as caught:
-        t2.client(settings=settings, retry=RetryPolicy.instant(1)).get_call_detail(SEED_CALL_ID)
+        t2.client(settings=settings, retry=replace(TWENTY2, attempts=1)).get_call_detail(SEED_CALL_ID)
 
     assert caught.value.code == "TLS_ERROR"
     assert t2.state.request_count() == 0

@@ -25,11 +25,11 @@ import uvicorn
 from standins.stack.ports import free_port
 from standins.stack.sandboxes import SEED_CALL, Sandboxes
 from worker.intake.app import create_app
-from worker.pipeline import Services
 from worker.ratelimit import SharedRateLimit
 from worker.runtime import Runtime
-from worker.tasks import sync_and_record
-from worker.twenty2.client import RetryPolicy, Twenty2Client
+from worker.sync.services import Services
+from worker.sync.stream import sync_and_record
+from worker.twenty2.client import Twenty2Client
 
 TOKENS = {"alice": "alice-token-0123456789", "bob": "bob-token-9876543210"}
 CHROMIUM = Path("/usr/bin/chromium")
@@ -72,7 +72,7 @@ def make_runtime(boxes: Sandboxes, redis_url: str, **overrides: object) -> Runti
         key=f"twenty2:{settings.twenty2_workspace_id}",
         per_minute=settings.twenty2_rate_limit_per_minute,
     )
-    twenty2 = Twenty2Client(settings, retry=RetryPolicy.instant(), before_request=limit.acquire)
+    twenty2 = Twenty2Client(settings, before_request=limit.acquire)
     services = Services.from_settings(settings, twenty2=twenty2)
     return Runtime(settings, _services=services)
 

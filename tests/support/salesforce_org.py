@@ -17,7 +17,7 @@ use them imports the fixtures (``from support.salesforce_org import sf_client, s
   ``settings(**overrides)`` (password flow against the sandbox, its CA bundle), ``client(**kw)``,
   ``http()`` (a verifying ``requests.Session``), ``token()``, ``rest(method, path, ..., headers=...)`` (raw
   authorised REST call), ``admin(method, path, json)`` (the ``/_sandbox`` endpoints).
-- ``sf_client``: ``SalesforceClient(sf_org.settings(), retry_wait=0)``.
+- ``sf_client``: ``SalesforceClient(sf_org.settings())``.
 """
 
 from __future__ import annotations
@@ -73,7 +73,6 @@ class SandboxOrg:
         return Settings(_env_file=None, **values)
 
     def client(self, **kwargs: Any) -> SalesforceClient:
-        kwargs.setdefault("retry_wait", 0)
         settings = kwargs.pop("settings", None) or self.settings()
         return SalesforceClient(settings, **kwargs)
 

@@ -27,8 +27,9 @@ from requests.adapters import HTTPAdapter
 
 from standins.stack.https import TLSFiles, make_tls_files, serve_in_thread
 from standins.twenty2 import Twenty2State, create_app
+from worker.retry import TWENTY2, Backoff
 from worker.settings import Settings
-from worker.twenty2.client import RetryPolicy, Twenty2Client
+from worker.twenty2.client import Twenty2Client
 
 
 @dataclass
@@ -48,14 +49,12 @@ class T2Sandbox:
     def client(
         self,
         *,
-        retry: RetryPolicy | None = None,
+        retry: Backoff = TWENTY2,
         settings: Settings | None = None,
         before_request: Callable[[], None] | None = None,
     ) -> Twenty2Client:
-        """A client of the sandbox; retries without waiting unless ``retry`` says otherwise."""
-        client = Twenty2Client(
-            settings or self.settings, retry=retry or RetryPolicy.instant(), before_request=before_request
-        )
+        """A client of the sandbox (its retries do not wait in tests: ``retry.testing``)."""
+        client = Twenty2Client(settings or self.settings, retry=retry, before_request=before_request)
         self._closers.append(client.close)
         return client
 

@@ -72,7 +72,7 @@ def start_replay(runtime: Runtime, call_ids: list[str], *, who: str, what: str, 
 
 
 def _run(runtime: Runtime, job_id: str, ids: list[str]) -> None:
-    from worker.bulk import BulkSync
+    from worker.sync.bulk import BulkSync
 
     key = job_key(job_id)
     outcomes: Counter[str] = Counter()

@@ -310,8 +310,8 @@ def ops_router(current: Callable[[], Runtime], settings: Settings) -> APIRouter:
         if refused is not None:
             return refused
         from worker.errors import SyncError
-        from worker.pipeline import plan_call
         from worker.plan_report import plan_as_dict
+        from worker.sync.stream import plan_call
 
         try:
             _detail, plan = plan_call(current().services, call_id, fresh=True)

@@ -18,7 +18,7 @@ from worker.ledger import LATENCY_BUCKETS, Ledger
 from worker.ops.stats import twenty2_limiter
 from worker.runtime import Runtime
 from worker.settings import Settings
-from worker.tasks import record_error
+from worker.sync.core import record_error
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -6,7 +6,7 @@ How it works:
   webhook is untrusted, so a hint only chooses what to read ahead; the worker still matches the Lead
   against the call detail it fetched itself.
 - A worker that finds no snapshot for its call reads ahead for up to 100 pending hints at once, oldest
-  first (``worker.salesforce.lead_reads``: one composite of queries, one SOSL phone search), and stores a
+  first (``worker.salesforce.lead_reader``: one composite of queries, one SOSL phone search), and stores a
   snapshot per Lead found. One read-ahead runs at a time, so a call that misses while one is in flight
   waits for it rather than reading a second, smaller batch; in a backlog, the call in the middle of a batch
   starts reading the next batch in the background.

@@ -22,7 +22,6 @@ Two users: the bulk path (``worker.salesforce.lead_batch``) and the streaming pa
 from __future__ import annotations
 
 import functools
-import time
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -31,6 +30,7 @@ from urllib.parse import urlencode
 import structlog
 from simple_salesforce import format_soql
 
+from worker import retry as retries
 from worker.errors import SalesforceRejected, SalesforceUnavailable, Stage
 from worker.phones import digits_only, e164, spellings
 from worker.salesforce.client import classify_errors
@@ -48,7 +48,6 @@ NUMBERS_PER_SEARCH = 250
 SEARCH_ROW_CAP = 2_000
 #: LeadFinder's phone query: ``ORDER BY LastModifiedDate DESC LIMIT 20``.
 PHONE_ROWS_LIMIT = 20
-READ_ATTEMPTS = 3
 
 Row = dict[str, Any]
 K = TypeVar("K", bound=Hashable)
@@ -236,16 +235,15 @@ class LeadReader(Generic[K]):
 
     def _read(self, subrequests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # A composite of queries only reads, so it is safe to send again (the client never retries POSTs).
-        for attempt in range(1, READ_ATTEMPTS + 1):
-            try:
-                return self.client.composite(subrequests, all_or_none=False)
-            except SalesforceUnavailable as exc:
-                if attempt == READ_ATTEMPTS:
-                    exc.stage = Stage.LOOKUP
-                    raise
-                log.warning("lead_reads.read_retry", attempt=attempt, code=exc.code)
-                time.sleep(0.5 * attempt)
-        raise AssertionError("unreachable")  # pragma: no cover
+        retrying = retries.SALESFORCE_READS.retrying(
+            SalesforceUnavailable,
+            event="lead_reads.read_retry",
+        )
+        try:
+            return retrying(self.client.composite, subrequests, all_or_none=False)
+        except SalesforceUnavailable as exc:
+            exc.stage = Stage.LOOKUP
+            raise
 
     def _rows(self, reply: dict[str, Any] | None, soql: str) -> list[Row] | None:
         if reply is None:

@@ -28,7 +28,7 @@ class CompositeClient(Protocol):
     def composite(self, subrequests: list[dict[str, Any]], *, all_or_none: bool) -> list[dict[str, Any]]: ...
 
 
-class PlanWriter:
+class CompositeWriter:
     """Applies plans through ``client.composite``; returns the Salesforce ids written, by plan ref."""
 
     def __init__(self, client: CompositeClient, *, api_version: str) -> None:

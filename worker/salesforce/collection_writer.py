@@ -17,7 +17,7 @@ there refuses the field (``INVALID_FIELD_FOR_INSERT_UPDATE``). Only those record
 without their create-only fields.
 
 Collections have no per-record conditional update (no ``If-Unmodified-Since``): whatever a write is based
-on must be read just before it (see ``worker.bulk``).
+on must be read just before it (see ``worker.sync.bulk``).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import structlog
 from worker.errors import SalesforceRejected, Stage, SyncError
 from worker.plan import RecordWrite, Ref
 from worker.salesforce.client import COLLECTION_MAX, classify_errors
-from worker.salesforce.writer import inert_text, refused_for_create_only, without_create_only
+from worker.salesforce.composite_writer import inert_text, refused_for_create_only, without_create_only
 
 log = structlog.get_logger(__name__)
 

@@ -4,8 +4,8 @@ Order: a Salesforce id in ``input_parameters`` (key configurable) first; else ev
 number in ``Phone``/``MobilePhone`` by SOQL (exact string match, as Salesforce compares); else a SOSL phone
 search. Every candidate is confirmed by parsing its number back. A converted Lead yields its Contact.
 
-With a ``LeadCache``, a snapshot read ahead (see ``worker.salesforce.leadcache``) answers first, and a miss
-reads ahead for the other pending calls (``worker.salesforce.lead_reads``: usually one composite request
+With a ``LeadCache``, a snapshot read ahead (see ``worker.salesforce.lead_cache``) answers first, and a miss
+reads ahead for the other pending calls (``worker.salesforce.lead_reader``: usually one composite request
 and one search for up to 100 calls). A number the read-ahead found no Lead for is answered "no Lead"
 without a request of its own; the Lead the call then creates is made under ``creating_lead``.
 """
@@ -23,8 +23,8 @@ from simple_salesforce import format_soql
 from worker.errors import REDIS_DOWN, PermanentError, RetryableError, SalesforceRejected, Stage, redis_errors
 from worker.phones import digits_only, mask, same_number, spellings
 from worker.plan import LeadTarget, lead_phone
-from worker.salesforce.lead_reads import PHONE_ROWS_LIMIT, LeadReader, ReadClient
-from worker.salesforce.leadcache import LeadCache
+from worker.salesforce.lead_cache import LeadCache
+from worker.salesforce.lead_reader import PHONE_ROWS_LIMIT, LeadReader, ReadClient
 from worker.twenty2.models import CallDetail, is_lead_id
 
 log = structlog.get_logger(__name__)
