@@ -14,7 +14,7 @@ from support.ops_console import Console
 from worker import heartbeat
 from worker.errors import SalesforceUnavailable
 from worker.intake.app import create_app
-from worker.ledger import LATENCY_BUCKETS, Ledger
+from worker.ledger import LATENCY_BUCKETS, Ledger, State
 from worker.ops.stats import twenty2_limiter
 from worker.runtime import Runtime
 from worker.settings import Settings
@@ -104,3 +104,22 @@ def test_two_web_processes_report_the_same_totals(console: Console) -> None:
     key = ("crm_sync_syncs_total", (("code", ""), ("stage", ""), ("state", "synced")))
     assert first[key] == again[key] == 2
     assert first[("crm_sync_latency_seconds_count", ())] == again[("crm_sync_latency_seconds_count", ())] == 2
+
+
+def test_holding_at_the_reserve_and_the_oldest_queued_call(redis_url: str) -> None:
+    rt = Runtime(Settings(_env_file=None, redis_url=redis_url, crm_sync_api_reserve=0.10))
+    rt.budget.observe((95_000, 100_000), time.time())
+    rt.ledger.accept("call_waitingcall1", source="webhook")
+    queued_at = rt.ledger.r.zscore(rt.ledger.state_key(State.QUEUED), "call_waitingcall1")
+    text = TestClient(create_app(rt)).get("/metrics").text
+    m = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
+    assert m[("crm_sync_salesforce_holding", ())] == 1
+    assert m[("crm_sync_salesforce_api_used", ())] == 95_000 and m[("crm_sync_salesforce_api_max", ())] == 100_000
+    assert queued_at is not None
+    assert 0 <= m[("crm_sync_oldest_queued_seconds", ())] <= time.time() - float(queued_at) + 1
+    assert m[("crm_sync_calls", (("state", "queued"),))] == 1
+    assert abs(m[("crm_sync_scrape_timestamp_seconds", ())] - time.time()) < 5
