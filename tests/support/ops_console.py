@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import uvicorn
 
 from standins.stack.ports import free_port
@@ -175,3 +176,19 @@ def sign_in(page: Any, console: Console, who: str = "alice") -> None:
     page.fill("#token", TOKENS[who])
     page.click("button[type=submit]")
     page.wait_for_url(f"{console.url}/ops")
+
+
+def login_form(url: str) -> tuple[dict[str, str], str]:
+    """The sign-in page's CSRF pair for a client without a browser: (cookies, form token). The cookie is
+    Secure, which ``requests`` keeps off plain HTTP (browsers allow it on loopback): sent by hand."""
+    page = requests.get(f"{url}/ops/login", timeout=10)
+    nonce = page.cookies["crm_sync_ops_login"]
+    assert f'name="csrf" value="{nonce}"' in page.text
+    return {"crm_sync_ops_login": nonce}, nonce
+
+
+def post_sign_in(url: str, token: str) -> requests.Response:
+    cookies, csrf = login_form(url)
+    return requests.post(
+        f"{url}/ops/login", data={"token": token, "csrf": csrf}, cookies=cookies, timeout=10, allow_redirects=False
+    )

@@ -4,7 +4,8 @@
 - Signing in with a token sets ``crm_sync_ops``: a cookie signed (itsdangerous, HMAC-SHA1 over a key derived
   from that token) holding the label and a random CSRF token; Secure, HttpOnly, SameSite=Strict, path /ops.
   Removing a token from the list ends its sessions (their signature no longer verifies).
-- Every POST carries the session's CSRF token in a form field; a missing or wrong one is refused (403).
+- Every POST carries the session's CSRF token in a form field; a missing or wrong one is refused (403). The
+  sign-in POST, before any session, carries a nonce the sign-in page also set as a cookie (double submit).
 - The console refuses a non-loopback address over plain HTTP unless ``CRM_SYNC_OPS_BEHIND_TLS`` says a TLS
   proxy is in front: at startup (the bind address) and per request (the connection's own address and scheme).
 """

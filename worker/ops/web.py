@@ -7,7 +7,9 @@ plan values go through the plan printer's masking (``worker.plan_report.plan_as_
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -32,6 +34,7 @@ log = structlog.get_logger(__name__)
 
 HERE = Path(__file__).parent
 SIGN_IN_ATTEMPTS_PER_MINUTE = 10
+LOGIN_COOKIE = "crm_sync_ops_login"
 STATIC = {"ops.js": "text/javascript", "ops.css": "text/css"}
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -193,9 +196,19 @@ def ops_router(current: Callable[[], Runtime], settings: Settings) -> APIRouter:
             return Response("not found", status_code=404)
         return FileResponse(HERE / "static" / name, media_type=STATIC[name], headers={"Cache-Control": "max-age=300"})
 
+    def login_form(status: int = 200, error: str | None = None) -> Response:
+        """The sign-in page with a fresh CSRF nonce, also set as a cookie (double submit: the sign-in POST
+        has no session yet, so its token is this pair)."""
+        nonce = secrets.token_urlsafe(24)
+        response = render("login.html", status, error=error, csrf=nonce)
+        response.set_cookie(
+            LOGIN_COOKIE, nonce, max_age=900, path="/ops/login", secure=True, httponly=True, samesite="strict"
+        )
+        return response
+
     @router.get("/login")
     def login_page(request: Request) -> Response:
-        return gate(request) or render("login.html", error=None)
+        return gate(request) or login_form()
 
     @router.post("/login")
     async def login(request: Request) -> Response:
@@ -209,14 +222,20 @@ def ops_router(current: Callable[[], Runtime], settings: Settings) -> APIRouter:
         verdict = await run_in_threadpool(attempts.check, client)
         if not verdict.allowed:
             log.warning("ops.sign_in_throttled", client=client)
-            return render("login.html", 429, error=f"Too many sign-in attempts: wait {verdict.retry_after} s.")
+            return login_form(429, f"Too many sign-in attempts: wait {verdict.retry_after} s.")
+        nonce = request.cookies.get(LOGIN_COOKIE, "")
+        given = str(form.get("csrf") or "")
+        if not nonce or not hmac.compare_digest(nonce.encode(), given.encode()):
+            log.warning("ops.sign_in_csrf_refused", client=client)
+            return login_form(403, "The sign-in form expired or did not come from this page: try again.")
         signed = signer.sign_in(str(form.get("token") or ""))
         if signed is None:
             log.warning("ops.sign_in_refused", client=client)
-            return render("login.html", 401, error="That token is not valid.")
+            return login_form(401, "That token is not valid.")
         session, value = signed
         jobs.record_action(current(), session.who, "signed in")
         response = RedirectResponse("/ops", status_code=303)
+        response.delete_cookie(LOGIN_COOKIE, path="/ops/login", secure=True, httponly=True, samesite="strict")
         response.set_cookie(
             auth.COOKIE,
             value,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from support.ops_console import TOKENS, Console, sign_in
+from support.ops_console import TOKENS, Console, login_form, post_sign_in, sign_in
 
 from worker.ledger import State
 
@@ -127,23 +127,18 @@ def test_wrong_token_and_missing_csrf_are_refused(console: Console, browser_cont
 
 
 def test_guessing_tokens_is_throttled(console: Console) -> None:
-    statuses = [
-        requests.post(f"{console.url}/ops/login", data={"token": f"guess-{n}"}, timeout=10).status_code
-        for n in range(11)
-    ]
+    statuses = [post_sign_in(console.url, f"guess-{n}").status_code for n in range(11)]
     assert statuses[:10] == [401] * 10 and statuses[-1] == 429  # 10 attempts a minute per address
-    right = requests.post(f"{console.url}/ops/login", data={"token": TOKENS["bob"]}, timeout=10, allow_redirects=False)
-    assert right.status_code == 429  # even the right token waits: the limit is per address, not per guess
+    assert post_sign_in(console.url, TOKENS["bob"]).status_code == 429  # the limit is per address, not per guess
 
 
-def test_phone_width_layout(console: Console, browser_context: Any) -> None:
-    page = browser_context.new_page()
-    page.set_viewport_size({"width": 390, "height": 844})
-    sign_in(page, console)
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390, f"the overview scrolls sideways at phone width ({width}px)"
-    page.goto(f"{console.url}/ops/calls?state=failed")
-    width = page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390, f"the calls table scrolls sideways at phone width ({width}px)"
-    assert page.locator("#calls thead").is_hidden()  # rows become labelled cards
-    page.screenshot(path=str(SHOTS / "calls-phone.png"), full_page=True)
+def test_sign_in_needs_the_forms_csrf_pair(console: Console) -> None:
+    bare = requests.post(f"{console.url}/ops/login", data={"token": TOKENS["bob"]}, timeout=10, allow_redirects=False)
+    assert bare.status_code == 403 and "crm_sync_ops" not in bare.cookies
+    cookies, csrf = login_form(console.url)
+    wrong = requests.post(
+        f"{console.url}/ops/login", data={"token": TOKENS["bob"], "csrf": csrf + "x"}, cookies=cookies, timeout=10
+    )
+    assert wrong.status_code == 403
+    right = post_sign_in(console.url, TOKENS["bob"])
+    assert right.status_code == 303 and right.cookies["crm_sync_ops"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 import requests
-from support.ops_console import Receiver
+from support.ops_console import Receiver, post_sign_in
 
 from standins.stack.processes import start_local_service
 from standins.stack.redis_server import RedisServer
@@ -59,7 +59,7 @@ def test_processes_report_heartbeats_metrics_and_alerts(
         assert 'crm_sync_syncs_total{code="",stage="",state="synced"} 1.0' in metrics
         assert 'crm_sync_processes_alive{role="worker"} 1.0' in metrics
 
-        signed_in = requests.post(f"{intake}/ops/login", data={"token": TOKEN}, timeout=5, allow_redirects=False)
+        signed_in = post_sign_in(intake, TOKEN)
         assert signed_in.status_code == 303
         # A Secure cookie: requests keeps it off plain HTTP (browsers allow it on loopback): sent by hand.
         overview = requests.get(f"{intake}/ops", cookies={"crm_sync_ops": signed_in.cookies["crm_sync_ops"]}, timeout=5)
