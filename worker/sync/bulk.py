@@ -311,7 +311,7 @@ class BulkSync:
         ledger = self.runtime.ledger
         for call in calls.values():
             if call.error is not None:
-                outcome = core.record_error(ledger, self.settings, call.call_id, call.error)
+                outcome = core.record_error(ledger, self.settings, call.call_id, call.error, detail=call.detail)
             elif call.synced and call.plan is not None and call.detail is not None:
                 outcome = core.record_synced(
                     ledger, SyncOutcome(plan=call.plan, salesforce_ids=call.ids, detail=call.detail)
