@@ -17,6 +17,7 @@ import redis
 
 from worker.devstack import RedisServer
 from worker.ledger import State
+from worker.personal import PersonalData
 from worker.phones import same_number
 from worker.pipeline import Services, run_sync
 from worker.ratelimit import SharedRateLimit
@@ -27,6 +28,8 @@ from worker.sandbox.salesforce import ValidationRule
 from worker.sandbox.serve import free_port
 from worker.tasks import sync_and_record
 from worker.twenty2.client import RetryPolicy, Twenty2Client
+
+TEST_DATA = PersonalData((b"test-data-key-0123456789",))
 
 
 def runtime(boxes: Sandboxes, redis_url: str, **overrides: Any) -> Runtime:
@@ -420,7 +423,7 @@ def unreachable_redis_url() -> str:
 
 def test_redis_outage_during_the_lookup_is_retried_not_failed(boxes: Sandboxes, redis_url: str) -> None:
     settings = boxes.settings(redis_url=redis_url, twenty2_rate_limit_per_minute=0)
-    away = LeadCache(redis.Redis.from_url(unreachable_redis_url(), socket_timeout=1), region="IN")
+    away = LeadCache(redis.Redis.from_url(unreachable_redis_url(), socket_timeout=1), region="IN", data=TEST_DATA)
     services = Services.from_settings(
         settings, twenty2=Twenty2Client(settings, retry=RetryPolicy.instant()), cache=away
     )
@@ -453,7 +456,7 @@ def test_redis_outage_right_after_the_write_still_records_synced(
     cache_server = RedisServer(tmp_path / "cache-redis").start()
     try:
         settings = boxes.settings(redis_url=redis_url, twenty2_rate_limit_per_minute=0)
-        cache = LeadCache(redis.Redis.from_url(cache_server.url, socket_timeout=1), region="IN")
+        cache = LeadCache(redis.Redis.from_url(cache_server.url, socket_timeout=1), region="IN", data=TEST_DATA)
         twenty2 = Twenty2Client(settings, retry=RetryPolicy.instant())
         rt = Runtime(settings, _services=Services.from_settings(settings, twenty2=twenty2, cache=cache))
         target = rt.services.finder.find(twenty2.get_call_detail(call_id))  # read ahead: the Lead's snapshot

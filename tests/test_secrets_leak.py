@@ -14,7 +14,8 @@ secret; an unknown number created, another skipped. What is scanned:
 
 Nothing scanned may hold a secret, an ``Authorization`` credential (Basic / Bearer / a Salesforce session
 id) or ten consecutive digits of a configured number in any spelling; masked numbers (``••••7441``) are fine.
-The one place numbers are kept on purpose is the Lead lookup cache (``crm-sync:lead…`` keys): it must expire.
+That holds for the Lead lookup cache too (``crm-sync:lead…`` keys): it keeps digests and sealed values only.
+What Redis leaves on disk (AOF, RDB) is scanned after the end-to-end and chaos runs (``redis_at_rest``).
 
 Also here: the Celery app accepts JSON only (a pickle payload on the broker is never deserialised).
 """
@@ -74,8 +75,8 @@ PHONES = (KNOWN, NEW, SKIPPED, RULE, T2_400, EXPIRED, DRY_NEW)
 # Digit runs, possibly spelled with spaces, dashes, dots, slashes, brackets, "+" (and URL-encoded).
 NUMBERISH = re.compile(r"\d[\d\s().+/\-]*\d")
 
-#: Lead lookup cache: Lead snapshots and number → Lead id, kept in Redis on purpose (with a TTL).
-LEAD_CACHE_KEY = re.compile(r"^crm-sync:lead(?::|-phone:)")
+#: Lead lookup cache: Lead snapshots, number digests → Lead id, sealed hints (all expire).
+LEAD_CACHE_KEY = re.compile(r"^crm-sync:lead")
 
 
 def leaks(text: str) -> list[str]:
@@ -367,13 +368,11 @@ def test_redis_holds_no_secret_credential_or_phone(run: Run) -> None:
     ledger = [key for key in contents if key.startswith("crm-sync:call:")]
     entries = sum(cast(int, client.llen(key)) for key in contents if key.startswith("crm-sync:history:"))
     assert len(ledger) == len(run.states) and entries >= 2 * len(run.states)
-    found = {key: leaks(text) for key, text in contents.items() if leaks(text) and not LEAD_CACHE_KEY.match(key)}
-    print(f"Redis keys scanned: {len(contents)} ({len(ledger)} ledger records, {entries} history entries)")
-    assert found == {}
+    found = {key: leaks(text) for key, text in contents.items() if leaks(text)}
     cached = [key for key in contents if LEAD_CACHE_KEY.match(key)]
-    expiring = [key for key in cached if cast(int, client.ttl(key)) > 0]
-    assert [key for key in cached if leaks(contents[key]) and key not in expiring] == [], "kept numbers never expire"
-    assert all(secret not in contents[key] for key in cached for secret in SECRETS)
+    print(f"Redis keys scanned: {len(contents)} ({len(ledger)} ledger records, {entries} history entries)")
+    assert found == {} and len(cached) >= 3  # snapshots and number digests of the synced calls among them
+    assert [key for key in cached if cast(int, client.ttl(key)) <= 0] == [], "the lookup cache must expire"
 
 
 def scan_cli(results: dict[str, Result]) -> dict[str, list[str]]:

@@ -17,10 +17,11 @@ import structlog
 
 from worker.errors import MappingError, SalesforceRejected
 from worker.mapping import Mapping, load_mapping
+from worker.personal import PersonalData
 from worker.plan import LeadTarget, PlanContext, SyncPlan, build_plan
 from worker.ratelimit import SharedRateLimit
 from worker.salesforce.client import SalesforceClient
-from worker.salesforce.leadcache import LeadCache
+from worker.salesforce.leadcache import PHONE_FIELDS, LeadCache
 from worker.salesforce.leads import LeadFinder
 from worker.salesforce.writer import PlanWriter
 from worker.settings import Settings, UnknownNumberPolicy
@@ -69,7 +70,10 @@ class Services:
         twenty2 = overrides.pop("twenty2", None) or Twenty2Client(settings, before_request=limit.acquire)
         salesforce = overrides.pop("salesforce", None) or SalesforceClient(settings)
         cache = overrides.pop("cache", None) or LeadCache(
-            redis.Redis.from_url(settings.redis_url, socket_timeout=3), region=settings.crm_sync_phone_region
+            redis.Redis.from_url(settings.redis_url, socket_timeout=3),
+            region=settings.crm_sync_phone_region,
+            data=PersonalData.from_settings(settings),
+            kept_fields=mapping.lead_fields() & frozenset(PHONE_FIELDS),
         )
         finder = LeadFinder(
             salesforce,

@@ -122,6 +122,11 @@ class Settings(BaseSettings):
         30,
         description="Days resolved (synced/skipped) ledger records are kept; unresolved ones are never expired.",
     )
+    crm_sync_data_key: SecretStr = Field(
+        SecretStr(""),
+        description="Key(s) sealing personal data kept in Redis (phone hints, Lead snapshots), comma-separated, "
+        "newest first, to rotate; empty = derived from this deployment's API credentials.",
+    )
     crm_sync_http_host: str = Field("127.0.0.1", description="Intake bind address.")
     crm_sync_http_port: int = Field(8000, description="Intake port (Procfile uses $PORT when set).")
     crm_sync_log_format: str = Field("console", description="Log rendering: console or json.")
@@ -149,6 +154,13 @@ class Settings(BaseSettings):
     crm_sync_trusted_proxies: str = Field(
         "", description="Comma-separated proxy IPs/networks whose X-Forwarded-For names the real client."
     )
+
+    @field_validator("crm_sync_data_key")
+    @classmethod
+    def _long_data_keys(cls, value: SecretStr) -> SecretStr:
+        if any(len(k.strip()) < 16 for k in value.get_secret_value().split(",") if k.strip()):
+            raise ValueError("each CRM_SYNC_DATA_KEY key must be at least 16 characters (a random secret)")
+        return value
 
     @field_validator("crm_sync_timezone")
     @classmethod
@@ -178,6 +190,11 @@ class Settings(BaseSettings):
     @property
     def webhook_secrets(self) -> list[str]:
         return [s.strip() for s in self.twenty2_webhook_secret.get_secret_value().split(",") if s.strip()]
+
+    @property
+    def data_keys(self) -> list[str]:
+        """``CRM_SYNC_DATA_KEY``'s keys, newest first (empty: derive one, see ``worker.personal``)."""
+        return [k.strip() for k in self.crm_sync_data_key.get_secret_value().split(",") if k.strip()]
 
     @property
     def salesforce_auth_flow(self) -> SalesforceAuthFlow:
