@@ -1,7 +1,7 @@
 """Accuracy of the callback-time reader on a JSONL reference file.
 
 Usage: python bench/callback_accuracy.py [PATH]
-PATH defaults to ../shared/reference/callback-phrases-dev.jsonl relative to the repository root. Prints
+PATH defaults to tests/fixtures/reference/callback-phrases-dev.jsonl (a copy of the development reference set). Prints
 accuracy, the wrong-guess count, counts per status and per language, and lists every miss and wrong
 guess. Exit status 1 when any guess is wrong (a confident time that matches nothing acceptable).
 The judging lives in worker.callbacks.evaluate (shared with the tests).
@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PATH = REPO_ROOT.parent / "shared" / "reference" / "callback-phrases-dev.jsonl"
+DEFAULT_PATH = REPO_ROOT / "tests" / "fixtures" / "reference" / "callback-phrases-dev.jsonl"
 
 if str(REPO_ROOT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(REPO_ROOT))

@@ -17,7 +17,7 @@ one of several spellings, 20% are numbers no Lead has).
 - **(b) stream**: the Procfile's web + worker(s) + beat on a private Redis, N webhooks posted to the intake,
   until the ledger shows every call resolved. ``TWENTY2_RATE_LIMIT_PER_MINUTE=0`` and the sandbox's limit
   lifted. Latency = ledger ``accepted`` → ``synced``; CPU = utime + stime of the worker processes (/proc).
-- **(c) bulk**: ``worker.bulk`` (what ``crm-sync backfill --from-file`` runs) in this process on the same
+- **(c) bulk**: ``worker.sync.bulk`` (what ``crm-sync backfill --from-file`` runs) in this process on the same
   ids; latency = start of the run → ``synced`` (a backfill hands every id over at once).
 
 Per path: Salesforce requests per call (the sandbox's own count), Twenty2 requests per call (detail +
@@ -60,14 +60,15 @@ import redis  # noqa: E402
 import requests  # noqa: E402
 from naive_sync import NaiveConfig, NaiveSync  # noqa: E402
 
-from worker.bulk import BulkSync  # noqa: E402
-from worker.devstack import RedisServer, Stack, child_env, service_env, wait_ready  # noqa: E402
+from standins import SERVICES  # noqa: E402
+from standins.stack.ports import free_port  # noqa: E402
+from standins.stack.processes import Stack, child_env, service_env, wait_ready  # noqa: E402
+from standins.stack.redis_server import RedisServer  # noqa: E402
 from worker.ledger import Ledger  # noqa: E402
 from worker.logs import configure_logging  # noqa: E402
 from worker.runtime import Runtime  # noqa: E402
-from worker.sandbox import SERVICES  # noqa: E402
-from worker.sandbox.serve import free_port  # noqa: E402
 from worker.settings import Settings  # noqa: E402
+from worker.sync.bulk import BulkSync  # noqa: E402
 
 WEBHOOK_SECRET = "bench-webhook-secret-5c1e9a"  # the private intake of this run only
 PATHS = ("naive", "stream", "bulk")

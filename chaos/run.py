@@ -41,14 +41,15 @@ import requests  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from worker.devstack import RedisServer, Stack, child_env, service_env, wait_ready  # noqa: E402
+from standins.salesforce import ValidationRule  # noqa: E402
+from standins.stack.ports import free_port  # noqa: E402
+from standins.stack.processes import Stack, child_env, service_env, wait_ready  # noqa: E402
+from standins.stack.redis_server import RedisServer  # noqa: E402
+from standins.stack.sandboxes import Sandboxes  # noqa: E402
+from standins.twenty2 import SandboxCall, Twenty2State  # noqa: E402
 from worker.ledger import Ledger, Record, State  # noqa: E402
 from worker.mapping import load_mapping, plan_lead_fields  # noqa: E402
 from worker.plan import CALLBACK_SUFFIX  # noqa: E402
-from worker.sandbox.local import Sandboxes  # noqa: E402
-from worker.sandbox.salesforce import ValidationRule  # noqa: E402
-from worker.sandbox.serve import free_port  # noqa: E402
-from worker.sandbox.twenty2 import SandboxCall, Twenty2State  # noqa: E402
 from worker.settings import Settings  # noqa: E402
 from worker.twenty2.models import CONNECTED_STATUSES  # noqa: E402
 

@@ -19,6 +19,9 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 import redis.exceptions
+import structlog
+
+log = structlog.get_logger(__name__)
 
 
 class Disposition(StrEnum):
@@ -178,6 +181,28 @@ def redis_errors(stage: Stage) -> Iterator[None]:
         raise RedisUnavailable(
             f"Redis unavailable: {type(exc).__name__}: {exc}"[:300], stage=stage, code="REDIS_UNAVAILABLE"
         ) from exc
+
+
+class InternalError(PermanentError):
+    """A bug, not bad data: an exception no boundary sorted. Permanent (kept visible; ops replay it once
+    fixed), code ``INTERNAL``, at the stage it happened in (fetch, lookup, plan, write, record)."""
+
+    @classmethod
+    def wrap(cls, exc: BaseException, *, stage: Stage) -> InternalError:
+        return cls(f"internal error: {type(exc).__name__}: {exc}"[:500], stage=stage, code="INTERNAL")
+
+
+@contextmanager
+def internal_errors(stage: Stage, **fields: Any) -> Iterator[None]:
+    """Let sorted errors (``SyncError``) through; turn anything else raised inside the block into an
+    ``InternalError`` at ``stage`` (logged once with its traceback, ``fields`` added to the event)."""
+    try:
+        yield
+    except SyncError:
+        raise
+    except Exception as exc:
+        log.exception("sync.crashed", stage=stage.value, **fields)
+        raise InternalError.wrap(exc, stage=stage) from exc
 
 
 class MappingError(PermanentError):

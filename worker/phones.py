@@ -101,20 +101,25 @@ def digits_only(raw: str | None) -> str:
     return re.sub(r"[^0-9]", "", str(raw or ""))
 
 
-_NUMBER_RUN = re.compile(r"(?<![A-Za-z0-9])\+?\d[\d ().-]{7,}\d(?![A-Za-z0-9])")
+#: A phone-like run: digits with the usual separators, not glued to letters (record ids stay readable).
+_NUMBER_RUN = re.compile(r"(?<![A-Za-z0-9])\+?\d[\d\s().-]{7,}\d(?![A-Za-z0-9])")
+#: Fewer digits than this are dates, times, amounts or counts, never a phone number.
+NUMBER_MIN_DIGITS = 9
 
 
 def mask_numbers(text: str) -> str:
-    """``text`` with every phone-like run (9 or more digits, with the usual separators) masked."""
+    """``text`` with every phone-like run (9 or more digits, with the usual separators) replaced by ``mask``:
+    for log lines, error messages from either API, the ledger, the CLI and dry runs."""
 
     def one(match: re.Match[str]) -> str:
-        return mask(match.group()) if len(digits_only(match.group())) >= 9 else match.group()
+        return mask(match.group()) if len(digits_only(match.group())) >= NUMBER_MIN_DIGITS else match.group()
 
     return _NUMBER_RUN.sub(one, text)
 
 
 def mask(raw: str | None) -> str:
-    """A phone for logs, errors, the ledger and the CLI: every digit but the last four hidden."""
+    """The one phone masker (logs, errors, the ledger, the CLI, dry runs): ``••••`` and the last four digits,
+    e.g. ``+91 99999 01234`` → ``••••1234``; fewer than four digits → ``••••``; nothing → ``""``."""
     if not raw:
         return ""
     digits = _DIGITS.sub("", str(raw))

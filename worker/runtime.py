@@ -15,11 +15,11 @@ from worker.ledger import Ledger
 from worker.logs import register_secrets
 from worker.personal import PersonalData
 from worker.salesforce.budget import ApiBudget
-from worker.salesforce.leadcache import LeadCache
+from worker.salesforce.lead_cache import LeadCache
 from worker.settings import Settings
 
 if TYPE_CHECKING:
-    from worker.pipeline import Services
+    from worker.sync.services import Services
 
 
 @dataclass
@@ -85,7 +85,7 @@ class Runtime:
         with self._lock:
             if self._services is None:
                 # Imported here: the web process never needs the API clients.
-                from worker.pipeline import Services
+                from worker.sync.services import Services
 
                 self._services = Services.from_settings(self.settings)
             return self._services

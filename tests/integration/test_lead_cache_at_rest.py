@@ -7,7 +7,7 @@ import re
 import redis
 
 from worker.personal import PersonalData
-from worker.salesforce.leadcache import HINT_TTL, LeadCache
+from worker.salesforce.lead_cache import HINT_TTL, LeadCache
 
 KEY, OTHER = b"cache-test-key-0123456789", b"cache-other-key-0123456789"
 ROW = {

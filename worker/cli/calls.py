@@ -26,8 +26,7 @@ from worker.settings import Settings
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def sync(call_id: str, dry_run: bool, as_json: bool) -> None:
     """Sync CALL_ID now, in this process (no queue); records the outcome in the ledger unless --dry-run."""
-    from worker.pipeline import plan_call
-    from worker.tasks import sync_and_record
+    from worker.sync.stream import plan_call, sync_and_record
 
     rt = runtime()
     if dry_run:

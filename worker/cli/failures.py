@@ -182,7 +182,7 @@ def backfill(path: Path, dry_run: bool, chunk_size: int | None, threads: int | N
         sys.exit(1 if invalid else 0)
     rt = runtime()
     if dry_run:
-        from worker.bulk import ledger_preview
+        from worker.sync.bulk import ledger_preview
 
         preview = ledger_preview(rt, ids, force=False)
         console.print(
@@ -256,7 +256,7 @@ def _run_bulk(
     as_json: bool,
 ) -> None:
     """Bulk-sync ``ids`` in this process with a progress bar, then print the summary; exit 1 if any failed."""
-    from worker.bulk import DEFAULT_CHUNK, DEFAULT_THREADS, BulkSync
+    from worker.sync.bulk import DEFAULT_CHUNK, DEFAULT_THREADS, BulkSync
 
     with Progress(console=console, transient=True, disable=as_json) as progress:
         bar = progress.add_task(source, total=len(ids))

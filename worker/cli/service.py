@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from standins import SERVICES
 from worker.cli.app import main
 from worker.cli.common import console
-from worker.sandbox import SERVICES
 from worker.settings import Settings, settings_help
 
 
@@ -19,7 +19,7 @@ from worker.settings import Settings, settings_help
 @click.option("--no-sample", is_flag=True, help="In sandbox mode, do not send the sample calls.")
 def run(port: int | None, no_sample: bool) -> None:
     """Run intake + worker + beat (with the local sandboxes when no credentials are set) until Ctrl-C."""
-    from worker.localrun import run_service
+    from standins.stack.run import run_service
 
     sys.exit(run_service(port=port, send_samples=not no_sample, stay=True))
 
@@ -27,7 +27,7 @@ def run(port: int | None, no_sample: bool) -> None:
 @main.command()
 def demo() -> None:
     """Start the sandboxes, send sample calls through intake → Redis → worker, show what Salesforce got."""
-    from worker.localrun import run_service
+    from standins.stack.run import run_service
 
     sys.exit(run_service(port=None, send_samples=True, stay=False, force_sandbox=True))
 
@@ -48,7 +48,7 @@ def demo() -> None:
 )
 def sandbox(directory: Path, only: str | None) -> None:
     """Serve the Twenty2 and Salesforce sandboxes in the foreground; writes DIR/sandbox.env to source."""
-    from worker.sandbox.local import serve_sandboxes_forever
+    from standins.stack.sandboxes import serve_sandboxes_forever
 
     serve_sandboxes_forever(directory, only=only)
 

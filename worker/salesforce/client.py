@@ -20,9 +20,10 @@ of another failure; ``classify_errors`` looks past them to the cause when the li
 ``composite_error`` does the same across the subrequest results.
 
 Reads (query, search, describe, get, limits) are retried in-process a few times on
-``SalesforceUnavailable`` (short exponential waits; ``retry_wait=0`` turns the waits off in tests). Writes
+``SalesforceUnavailable``, waiting the one backoff of ``worker.retry`` (``retry.SALESFORCE_READS``). Writes
 are never retried here: the task layer retries them, and the sandbox shows why (a write can commit and lose
-its reply). Error messages never carry tokens, and digit runs that look like phone numbers are masked.
+its reply). Error messages never carry tokens, and digit runs that look like phone numbers are masked
+(``phones.mask_numbers``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
@@ -42,8 +44,8 @@ from simple_salesforce import format_external_id as format_external_id
 from simple_salesforce import format_soql as format_soql
 from simple_salesforce.exceptions import SalesforceError as LibraryError
 from simple_salesforce.exceptions import SalesforceExpiredSession
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential, wait_none
 
+from worker import retry as retries
 from worker.errors import (
     SalesforceError,
     SalesforceLimitExceeded,
@@ -54,6 +56,7 @@ from worker.errors import (
     SyncError,
 )
 from worker.http import new_session
+from worker.phones import mask_numbers
 from worker.salesforce.auth import obtain_session
 from worker.settings import Settings
 
@@ -75,7 +78,6 @@ CODE_FAMILIES: dict[str, type[SalesforceError]] = {
 NOTICE_CODES = frozenset({"PROCESSING_HALTED", "ALL_OR_NONE_OPERATION_ROLLED_BACK"})
 ROLLBACK_NOTICE = "The transaction was rolled back since another operation in the same transaction failed."
 
-_PHONE_LIKE = re.compile(r"(?<![\w])\+?\d[\d\s().-]{6,}\d(?![\w])")
 _DATA_PATH = re.compile(r"^/services/data/v[\d.]+/(.*)$")
 
 
@@ -95,16 +97,6 @@ def is_retryable_code(code: str | None) -> bool:
     return family is not None and family.disposition.value == "retryable"
 
 
-def _mask_numbers(text: str) -> str:
-    """Mask digit runs of 9+ digits (phone numbers); dates and record ids stay readable."""
-
-    def mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group())
-        return match.group() if len(digits) < 9 else f"[number …{digits[-2:]}]"
-
-    return _PHONE_LIKE.sub(mask, text)
-
-
 def _entries(items: list[Any]) -> list[dict[str, Any]]:
     """Error entries normalised to ``{"code", "message", "fields"}`` (errorCode or statusCode)."""
     out = []
@@ -115,7 +107,7 @@ def _entries(items: list[Any]) -> list[dict[str, Any]]:
             out.append(
                 {
                     "code": code,
-                    "message": _mask_numbers(str(item.get("message") or ""))[:500],
+                    "message": mask_numbers(str(item.get("message") or ""))[:500],
                     "fields": [str(f) for f in fields] if isinstance(fields, list) else [],
                 }
             )
@@ -243,8 +235,7 @@ class SalesforceClient:
         settings: Settings,
         *,
         http: requests.Session | None = None,
-        read_attempts: int = 3,
-        retry_wait: float = 0.5,
+        read_attempts: int = retries.SALESFORCE_READS.attempts,
     ) -> None:
         self.settings = settings
         self.http = http or _new_http(settings)
@@ -252,8 +243,7 @@ class SalesforceClient:
             raise ValueError("TLS verification must stay on for Salesforce (verify=False refused)")
         self.http.hooks.setdefault("response", []).append(self._remember_usage)
         self.timeout = (min(10.0, settings.salesforce_timeout), settings.salesforce_timeout)
-        self._read_attempts = max(1, read_attempts)
-        self._retry_wait = max(0.0, retry_wait)
+        self._reads = replace(retries.SALESFORCE_READS, attempts=max(1, read_attempts))
         self._lock = threading.Lock()
         self._sf: Salesforce | None = None
         self._generation = 0
@@ -340,19 +330,9 @@ class SalesforceClient:
 
     def _read(self, fn: Callable[[], T]) -> T:
         """Run a read, retrying ``SalesforceUnavailable`` (never the limit or an expired session)."""
-        wait = (
-            wait_exponential(multiplier=self._retry_wait, max=self._retry_wait * 8) if self._retry_wait else wait_none()
-        )
-        retrying = Retrying(
-            stop=stop_after_attempt(self._read_attempts),
-            wait=wait,
-            retry=retry_if_exception_type(SalesforceUnavailable),
-            reraise=True,
-            before_sleep=lambda state: log.warning(
-                "salesforce.read_retry",
-                attempt=state.attempt_number,
-                code=getattr(state.outcome.exception() if state.outcome else None, "code", None),
-            ),
+        retrying = self._reads.retrying(
+            SalesforceUnavailable,
+            event="salesforce.read_retry",
         )
         return retrying(fn)
 

@@ -1,6 +1,6 @@
 """Find the Leads of many calls with a handful of requests, by LeadFinder's own rules.
 
-``LeadBatch.resolve(details)`` reads in bulk (``worker.salesforce.lead_reads``) what ``LeadFinder.find``
+``LeadBatch.resolve(details)`` reads in bulk (``worker.salesforce.lead_reader``) what ``LeadFinder.find``
 would ask Salesforce call by call.
 
 The rules are not copied: each call still goes through ``LeadFinder.find``, unchanged, with a query client
@@ -21,8 +21,8 @@ from simple_salesforce import format_soql
 
 from worker.errors import SyncError
 from worker.plan import LeadTarget, lead_phone
-from worker.salesforce.lead_reads import LeadReader, LeadReads, ReadClient, Row
-from worker.salesforce.leads import LeadFinder
+from worker.salesforce.lead_finder import LeadFinder
+from worker.salesforce.lead_reader import LeadReader, LeadReads, ReadClient, Row
 from worker.twenty2.models import CallDetail, is_lead_id
 
 

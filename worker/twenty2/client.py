@@ -6,19 +6,20 @@ Contract:
   subclass from ``worker.errors`` (stage ``fetch``, ``code`` = Twenty2's code or ``HTTP_<status>``).
 - ``fetch_transcript(link)`` returns the transcript text (at most ``TRANSCRIPT_MAX_BYTES``), or None when
   there is none to fetch (missing, not available, past ``expires_at``, or storage answers 403/404/410).
-- Transient failures (connection errors, timeouts, 429, 5xx) are retried here with bounded exponential
-  backoff and jitter, honouring ``Retry-After``; when the attempts run out the last typed error is raised.
+- Transient failures (connection errors, timeouts, 429, 5xx) are retried here, bounded, with the one
+  backoff of ``worker.retry`` (jitter, ``Retry-After`` honoured; ``retry.TWENTY2``); when the attempts run
+  out the last typed error is raised.
   Everything else is raised at once.
 - Twenty2 documents two error bodies (``shared/reference/twenty2-api.md`` §4); both are read, and so are
   bodies that are not JSON at all (gateways answer HTML).
-- Secrets (key, secret, Authorization header) and full phone numbers never reach logs or exceptions.
+- Secrets (key, secret, Authorization header) and full phone numbers never reach logs or exceptions (the
+  messages kept are masked by ``phones.mask_numbers``).
 """
 
 from __future__ import annotations
 
 import base64
 import importlib.metadata
-import random
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,8 +32,8 @@ import requests
 import structlog
 from pydantic import ValidationError
 from requests.adapters import HTTPAdapter
-from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
+from worker import retry as retries
 from worker.errors import (
     CallNotFinal,
     CallNotFound,
@@ -46,6 +47,7 @@ from worker.errors import (
     Twenty2Unavailable,
 )
 from worker.http import new_session
+from worker.phones import mask_numbers
 from worker.settings import Settings
 from worker.twenty2.models import CallDetail, Link, is_call_id
 
@@ -101,9 +103,6 @@ TRANSPORT_ERRORS: tuple[tuple[type[requests.RequestException], type[Twenty2Error
     (requests.RequestException, Twenty2Unavailable, "HTTP_ERROR", "request failed"),
 )
 
-# Phone numbers (7+ digits, optionally with +, spaces or dashes) are masked in every message we keep.
-_PHONE_RE = re.compile(r"\+?\d[\d \-]{5,}\d")
-_PHONE_MIN_DIGITS = 9
 _MESSAGE_MAX = 300
 
 
@@ -115,38 +114,6 @@ def _version() -> str:
 
 
 USER_AGENT = f"crm-sync/{_version()}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class RetryPolicy:
-    """Bounded retries: ``attempts`` tries in all; waits grow ``wait_initial * 2**n`` (+ up to ``jitter``
-    seconds of random), capped at ``wait_max``. A ``Retry-After`` sent by the server replaces the backoff
-    (capped at ``wait_max`` too). ``wait_initial=0`` switches backoff waits off (tests: ``instant()``)."""
-
-    attempts: int = 4
-    wait_initial: float = 0.5
-    wait_max: float = 8.0
-    jitter: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1:
-            raise ValueError("attempts must be at least 1")
-        if min(self.wait_initial, self.wait_max, self.jitter) < 0:
-            raise ValueError("waits and jitter cannot be negative")
-
-    @classmethod
-    def instant(cls, attempts: int = 4) -> RetryPolicy:
-        """Same number of attempts, no waiting at all (Retry-After included, as it is capped at 0)."""
-        return cls(attempts=attempts, wait_initial=0.0, wait_max=0.0, jitter=0.0)
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        if retry_after is not None:
-            return max(0.0, min(retry_after, self.wait_max))
-        if self.wait_initial <= 0:
-            return 0.0
-        backoff = self.wait_initial * 2 ** (attempt - 1) + random.uniform(0, self.jitter)
-        return min(backoff, self.wait_max)
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -167,19 +134,8 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def redact(text: str) -> str:
-    """Mask phone-number-like digit runs (9+ digits: dates and times are left alone), keeping the last two
-    digits (enough to tell numbers apart)."""
-
-    def mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group())
-        return "…" + digits[-2:] if len(digits) >= _PHONE_MIN_DIGITS else match.group()
-
-    return _PHONE_RE.sub(mask, text)
-
-
 def _short(text: str) -> str:
-    return redact(" ".join(text.split()))[:_MESSAGE_MAX]
+    return mask_numbers(" ".join(text.split()))[:_MESSAGE_MAX]
 
 
 @dataclass(frozen=True)
@@ -267,7 +223,7 @@ def _validation_summary(exc: ValidationError, limit: int = 5) -> str:
     errors = exc.errors(include_input=False, include_url=False)
     parts = [f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}" for e in errors[:limit]]
     more = f" (+{len(errors) - limit} more)" if len(errors) > limit else ""
-    return redact("; ".join(parts)) + more
+    return mask_numbers("; ".join(parts)) + more
 
 
 def _decode(data: bytes, content_type: str | None) -> str:
@@ -306,7 +262,7 @@ class Twenty2Client:
         settings: Settings,
         *,
         http: requests.Session | None = None,
-        retry: RetryPolicy | None = None,
+        retry: retries.Backoff = retries.TWENTY2,
         before_request: Callable[[], None] | None = None,
     ) -> None:
         self._base = settings.twenty2_base_url.rstrip("/")
@@ -314,7 +270,7 @@ class Twenty2Client:
         self._host = self._origin[1]
         self._verify = settings.requests_verify
         self._timeout = (settings.twenty2_connect_timeout, settings.twenty2_read_timeout)
-        self._retry = retry or RetryPolicy()
+        self._retry = retry
         self._before_request = before_request
         self._rate_limit_hint = 60.0 / max(1, settings.twenty2_rate_limit_per_minute)
         self._owns_http = http is None
@@ -417,31 +373,7 @@ class Twenty2Client:
     # --- internals --------------------------------------------------------------------------------------
 
     def _retrying(self, attempt: Callable[[], T]) -> T:
-        retrying = Retrying(
-            stop=stop_after_attempt(self._retry.attempts),
-            retry=retry_if_exception_type(TRANSIENT_ERRORS),
-            wait=self._wait,
-            before_sleep=self._log_retry,
-            reraise=True,  # the last typed error, not tenacity's RetryError
-        )
-        return retrying(attempt)
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        header = exc.details.get("retry_after_header") if isinstance(exc, Twenty2Error) else None
-        return self._retry.delay(state.attempt_number, header)
-
-    @staticmethod
-    def _log_retry(state: RetryCallState) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        log.warning(
-            "twenty2.retry",
-            attempt=state.attempt_number,
-            wait_s=round(state.upcoming_sleep, 3),
-            error=type(exc).__name__,
-            code=getattr(exc, "code", None),
-            http_status=getattr(exc, "http_status", None),
-        )
+        return self._retry.retrying(TRANSIENT_ERRORS, event="twenty2.retry")(attempt)
 
     def _api_get(self, path: str, params: dict[str, str]) -> requests.Response:
         if self._before_request is not None:
