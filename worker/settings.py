@@ -116,7 +116,9 @@ class Settings(BaseSettings):
     )
     crm_sync_auto_replay_max: int = Field(3, description="Automatic replays per call at most; then ops decide.")
     crm_sync_limit_hold_seconds: float = Field(
-        300.0, description="How long work waits when Salesforce's daily API limit is reached, before trying again."
+        60.0,
+        description="How long held work waits at the daily API limit (or the reserve) before trying again; also "
+        "how often, at most, one worker asks Salesforce whether the allowance is back (GET /limits).",
     )
     crm_sync_ledger_retention_days: int = Field(
         30,

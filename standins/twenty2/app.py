@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from standins.twenty2.data import SandboxCall
-from standins.twenty2.faults import FAULT_SHAPES, Fault, error_response
+from standins.twenty2.faults import FAULT_SHAPES, Fault, error_response, garbled
 from standins.twenty2.state import Twenty2State
 
 
@@ -156,11 +156,16 @@ def create_app(state: Twenty2State) -> FastAPI:
         if state.latency_ms:
             await asyncio.sleep(state.latency_ms / 1000)
         fault = state._take_fault("storage" if scope == "storage" else "api")
+        if fault is not None and fault.garble is not None:
+            return await garbled(await _answer(request, call_next, scope), fault.garble)
         if fault is not None:
             if fault.hang:
                 await hang(state.hang_seconds if fault.hang_seconds is None else fault.hang_seconds)
                 return error_response(504, "text")
             return fault_response(fault)
+        return await _answer(request, call_next, scope)
+
+    async def _answer(request: Request, call_next: Callable[[Request], Awaitable[Response]], scope: str) -> Response:
         if scope == "api":
             outcome = authenticate(request)
             if isinstance(outcome, Response):

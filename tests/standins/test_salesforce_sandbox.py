@@ -238,9 +238,7 @@ def test_spent_allowance_answers_403_request_limit_exceeded(sf_org: SandboxOrg) 
     assert sf_org.admin("PUT", "usage", {"used": 500, "max": 500}).json() == {"used": 500, "max": 500}
     reply = sf_org.rest("GET", "limits")
     assert reply.status_code == 403
-    assert reply.json() == [
-        {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED", "fields": []}
-    ]
+    assert reply.json() == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
     assert reply.headers["Sforce-Limit-Info"] == "api-usage=500/500"
 
 
