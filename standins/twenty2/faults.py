@@ -138,9 +138,12 @@ _MAINTENANCE_PAGE = (
 
 
 async def garbled(response: Response, how: Garble) -> Response:
-    """``response`` spoilt as a proxy spoils a ``200``: cut in half, or replaced by a maintenance page."""
+    """``response`` spoilt as a proxy spoils a ``200``: cut in half, or replaced by a maintenance page. Any
+    other answer (a 401, a 404) passes as it is."""
+    if not 200 <= response.status_code < 300:
+        return response
+    body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
     if how == "html":
         return Response(_MAINTENANCE_PAGE, status_code=200, media_type="text/html")
-    body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
     headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
     return Response(body[: len(body) // 2], status_code=response.status_code, headers=headers)
