@@ -18,7 +18,8 @@ Modules: ``data`` (calls), ``faults``, ``state`` (``Twenty2State``), ``app`` (th
 
 Control from Python (``Twenty2State`` methods) or, for other processes, over the unauthenticated admin
 endpoints under ``/_sandbox/``: faults (latency, the next N or a fraction p of requests answered with any
-status or a hang), stats, reset, adding calls, pending calls, webhook payloads. All state is guarded by
+status, a hang, or a ``200`` spoilt on its way out as a proxy spoils it: cut off, or a maintenance page in
+its place; ``Fault.garble``), stats, reset, adding calls, pending calls, webhook payloads. All state is guarded by
 one lock: handlers run in the server thread, tests and scripts drive it from others.
 """
 
