@@ -19,7 +19,7 @@ QUEUE = "crm-sync"
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("crm_sync", include=["worker.tasks"])
+    app = Celery("crm_sync", include=["worker.tasks", "worker.alerts"])
     app.conf.update(
         broker_url=settings.redis_url,
         broker_connection_retry_on_startup=True,
@@ -51,6 +51,7 @@ def make_celery(settings: Settings) -> Celery:
         worker_cancel_long_running_tasks_on_connection_loss=False,
         beat_schedule={
             "sweep": {"task": "crm_sync.sweep", "schedule": 5.0},
+            "alerts": {"task": "crm_sync.alerts", "schedule": settings.crm_sync_alert_check_seconds},
             **(
                 {
                     "auto-replay": {
@@ -74,3 +75,6 @@ def _configure_logging(**_: Any) -> None:
 
 
 app = make_celery(Settings())
+
+# Workers and beat report their heartbeat to Redis (the ops console shows who is alive).
+import worker.heartbeat  # noqa: E402, F401

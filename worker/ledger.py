@@ -6,6 +6,11 @@ Keys (``{p}`` is the prefix, ``crm-sync`` by default):
 - ``{p}:history:{id}``  list of JSON events (newest last, capped)
 - ``{p}:state:{state}`` sorted set of call ids by last update time: list by state and time without scanning
 - ``{p}:due``           sorted set of call ids by the time they are due again (retries and holds), swept by beat
+- ``{p}:metrics:*``     what ``/metrics`` and the ops console read, kept by the same transition scripts (so every
+  worker on every machine counts into one place): ``syncs`` (hash "state|stage|code" → outcomes recorded),
+  ``latency`` (hash: syncs per intake→Salesforce latency bucket ``bucket:{n}`` (n-th bound of
+  ``LATENCY_BUCKETS``, from 1) or ``bucket:inf``, ``count``, ``sum`` of seconds), ``latency-recent``
+  (sorted set of "id|seconds" by sync time, the last 24 h) and ``retryable`` (retryable failures by time, 24 h)
 
 States: ``queued`` → ``syncing`` → ``synced`` | ``skipped`` | ``failed`` (and back to ``queued`` for a retry,
 a hold or a replay). Resolved records (synced, skipped) expire after the retention period; unresolved ones
@@ -24,6 +29,7 @@ from typing import Any, cast
 import redis
 
 from worker.errors import SyncError
+from worker.phones import mask
 
 
 class State(StrEnum):
@@ -39,7 +45,7 @@ HISTORY_CAP = 100
 
 # Accept a call atomically: create it queued, or re-queue it when it is failed (or forced); report the
 # state it had so the intake knows whether to enqueue.
-# KEYS: call, history, the 5 state sets. ARGV: id, now, event json, force
+# KEYS: call, history, the 5 state sets. ARGV: id, now, event json, force, source
 _ACCEPT = """
 local state = redis.call('HGET', KEYS[1], 'state')
 local force = ARGV[4] == '1'
@@ -52,7 +58,8 @@ end
 if not state then
   redis.call('HSET', KEYS[1], 'call_id', ARGV[1], 'first_seen', ARGV[2], 'attempts', 0, 'failures', 0)
 end
-redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', ARGV[2], 'queued_at', ARGV[2], 'failures', 0)
+redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', ARGV[2], 'queued_at', ARGV[2], 'failures', 0,
+  'source', ARGV[5])
 redis.call('HINCRBY', KEYS[1], 'deliveries', 1)
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])
@@ -63,16 +70,42 @@ redis.call('LTRIM', KEYS[2], -HISTORY_CAP, -1)
 return state or ''
 """.replace("HISTORY_CAP", str(HISTORY_CAP))
 
+#: Upper bounds (seconds) of the intake→Salesforce latency histogram (``/metrics``); "+Inf" beyond.
+LATENCY_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0)
+#: How long the per-sync latency samples and retryable-failure times are kept (p50/p95, alert windows).
+METRICS_WINDOW = 86400
+
 # Move a call to a state in one script (one round trip; a MULTI pipeline of the same commands costs the
 # worker several times the CPU to build and parse, on every transition of every call).
-# KEYS: call, history, due set, the target state's set, the 5 state sets.
+# KEYS: call, history, due set, the target state's set, the 5 state sets, then the metrics keys: syncs,
+#       latency, latency-recent, retryable.
 # ARGV: id, state, now, history entry json, attempts +1 ('1'/'0'), failures +1, due_at ('' = not due),
-#       expiry seconds ('0' = keep), then field name / value pairs.
+#       expiry seconds ('0' = keep), outcome label ('state|stage|code', '' = not an outcome), retryable
+#       failure ('1'/'0'), synced ('1': observe the latency since queued_at), then field name / value pairs.
 _MOVE = """
 local key, history, id, now = KEYS[1], KEYS[2], ARGV[1], ARGV[3]
 redis.call('HSETNX', key, 'first_seen', now)
 redis.call('HSET', key, 'call_id', id, 'state', ARGV[2], 'updated_at', now)
-for i = 9, #ARGV, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+for i = 12, #ARGV, 2 do redis.call('HSET', key, ARGV[i], ARGV[i + 1]) end
+if ARGV[9] ~= '' then redis.call('HINCRBY', KEYS[10], ARGV[9], 1) end
+local keep_after = tonumber(now) - METRICS_WINDOW
+if ARGV[10] == '1' then
+  redis.call('ZADD', KEYS[13], now, id .. '|' .. now)
+  redis.call('ZREMRANGEBYSCORE', KEYS[13], '-inf', keep_after)
+end
+if ARGV[11] == '1' then
+  local since = tonumber(redis.call('HGET', key, 'queued_at') or redis.call('HGET', key, 'first_seen') or now)
+  local seconds = math.max(tonumber(now) - since, 0)
+  local bucket = 'inf'
+  for i, bound in ipairs({LATENCY_BUCKETS}) do
+    if seconds <= bound then bucket = tostring(i) break end
+  end
+  redis.call('HINCRBY', KEYS[11], 'bucket:' .. bucket, 1)
+  redis.call('HINCRBY', KEYS[11], 'count', 1)
+  redis.call('HINCRBYFLOAT', KEYS[11], 'sum', seconds)
+  redis.call('ZADD', KEYS[12], now, id .. '|' .. string.format('%.3f', seconds))
+  redis.call('ZREMRANGEBYSCORE', KEYS[12], '-inf', keep_after)
+end
 if ARGV[5] == '1' then redis.call('HINCRBY', key, 'attempts', 1) end
 if ARGV[6] == '1' then redis.call('HINCRBY', key, 'failures', 1) end
 if ARGV[7] == '' then
@@ -81,7 +114,7 @@ if ARGV[7] == '' then
 else
   redis.call('ZADD', KEYS[3], ARGV[7], id)
 end
-for i = 5, #KEYS do redis.call('ZREM', KEYS[i], id) end
+for i = 5, 9 do redis.call('ZREM', KEYS[i], id) end
 redis.call('ZADD', KEYS[4], now, id)
 redis.call('RPUSH', history, ARGV[4])
 redis.call('LTRIM', history, -HISTORY_CAP, -1)
@@ -92,7 +125,8 @@ else
   redis.call('PERSIST', key)
   redis.call('PERSIST', history)
 end
-""".replace("HISTORY_CAP", str(HISTORY_CAP))
+""".replace("HISTORY_CAP", str(HISTORY_CAP)).replace("METRICS_WINDOW", str(METRICS_WINDOW))
+_MOVE = _MOVE.replace("{LATENCY_BUCKETS}", "{" + ", ".join(repr(b) for b in LATENCY_BUCKETS) + "}")
 
 
 @dataclass(frozen=True)
@@ -111,6 +145,9 @@ class Record:
     last_error: dict[str, Any] | None
     summary: str
     auto_replays: int = 0
+    source: str = ""
+    queued_at: float | None = None
+    phone: str = ""  # masked (worker.phones.mask): the last four digits
 
     @property
     def retryable(self) -> bool | None:
@@ -131,6 +168,9 @@ class Record:
             last_error=json.loads(data["last_error"]) if data.get("last_error") else None,
             summary=data.get("summary", ""),
             auto_replays=int(data.get("auto_replays", 0)),
+            source=data.get("source", ""),
+            queued_at=float(data["queued_at"]) if data.get("queued_at") else None,
+            phone=data.get("phone", ""),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -147,6 +187,8 @@ class Record:
             "last_error": self.last_error,
             "summary": self.summary,
             "auto_replays": self.auto_replays,
+            "source": self.source,
+            "phone": self.phone,
         }
 
 
@@ -178,6 +220,14 @@ class Ledger:
     def due_key(self) -> str:
         return f"{self.prefix}:due"
 
+    def state_key(self, state: State) -> str:
+        """The sorted set of ``state``'s call ids by last update time."""
+        return self._state(state)
+
+    def metrics_key(self, name: str) -> str:
+        """``syncs``, ``latency``, ``latency-recent`` or ``retryable`` (see the module docstring)."""
+        return f"{self.prefix}:metrics:{name}"
+
     # -- transitions --------------------------------------------------------------------------------------
     def accept(
         self, call_id: str, *, source: str, detail: dict[str, Any] | None = None, force: bool = False
@@ -190,7 +240,7 @@ class Ledger:
         now = time.time()
         event = json.dumps({"at": now, "event": "accepted", "source": source, **(detail or {})})
         keys = [self._call(call_id), self._history(call_id), *(self._state(s) for s in State)]
-        before = cast(bytes | str, self._accept(keys=keys, args=[call_id, now, event, "1" if force else "0"]))
+        before = cast(bytes | str, self._accept(keys=keys, args=[call_id, now, event, "1" if force else "0", source]))
         text = before.decode() if isinstance(before, bytes) else before
         return State(text) if text else None
 
@@ -198,31 +248,63 @@ class Ledger:
         """The sync of ``call_id`` begins (a worker holds its lock)."""
         self._move(call_id, State.SYNCING, {"event": "started"}, incr_attempts=True)
 
-    def synced(self, call_id: str, *, salesforce_ids: dict[str, str], summary: str) -> None:
+    def synced(self, call_id: str, *, salesforce_ids: dict[str, str], summary: str, phone: str | None = None) -> None:
+        """``phone``: the caller's number, kept masked (last four digits) for the ops console's search."""
         self._move(
             call_id,
             State.SYNCED,
             {"event": "synced", "salesforce_ids": salesforce_ids, "summary": summary},
-            fields={"salesforce_ids": json.dumps(salesforce_ids), "summary": summary, "last_error": ""},
+            fields={
+                "salesforce_ids": json.dumps(salesforce_ids),
+                "summary": summary,
+                "last_error": "",
+                **_phone_field(phone),
+            },
+            outcome="synced||",
+            observe_latency=True,
         )
 
-    def skipped(self, call_id: str, *, error: SyncError) -> None:
+    def skipped(self, call_id: str, *, error: SyncError, phone: str | None = None) -> None:
         record = error.as_record()
         self._move(
             call_id,
             State.SKIPPED,
             {"event": "skipped", "error": record},
-            fields={"last_error": json.dumps(record), "summary": error.message[:300]},
+            fields={"last_error": json.dumps(record), "summary": error.message[:300], **_phone_field(phone)},
+            outcome=_outcome(State.SKIPPED, error),
         )
 
-    def failed(self, call_id: str, *, error: SyncError, salesforce_ids: dict[str, str] | None = None) -> None:
+    def failed(
+        self,
+        call_id: str,
+        *,
+        error: SyncError,
+        salesforce_ids: dict[str, str] | None = None,
+        phone: str | None = None,
+    ) -> None:
         record = error.as_record()
-        fields = {"last_error": json.dumps(record), "summary": error.message[:300]}
+        fields = {"last_error": json.dumps(record), "summary": error.message[:300], **_phone_field(phone)}
         if salesforce_ids:
             fields["salesforce_ids"] = json.dumps(salesforce_ids)
-        self._move(call_id, State.FAILED, {"event": "failed", "error": record}, fields=fields, incr_failures=True)
+        self._move(
+            call_id,
+            State.FAILED,
+            {"event": "failed", "error": record},
+            fields=fields,
+            incr_failures=True,
+            outcome=_outcome(State.FAILED, error),
+            retryable_failure=error.retryable,
+        )
 
-    def retry_later(self, call_id: str, *, error: SyncError, due_at: float, counts_as_failure: bool = True) -> None:
+    def retry_later(
+        self,
+        call_id: str,
+        *,
+        error: SyncError,
+        due_at: float,
+        counts_as_failure: bool = True,
+        phone: str | None = None,
+    ) -> None:
         """Back to ``queued`` with the error; swept again at ``due_at``. Holds (daily limit) do not count."""
         record = error.as_record()
         self._move(
@@ -233,9 +315,12 @@ class Ledger:
                 "last_error": json.dumps(record),
                 "next_attempt_at": str(due_at),
                 "summary": error.message[:300],
+                **_phone_field(phone),
             },
             incr_failures=counts_as_failure,
             due_at=due_at,
+            outcome=_outcome(State.QUEUED, error),
+            retryable_failure=counts_as_failure,
         )
 
     def count_auto_replay(self, call_id: str) -> None:
@@ -258,10 +343,14 @@ class Ledger:
         incr_attempts: bool = False,
         incr_failures: bool = False,
         due_at: float | None = None,
+        outcome: str = "",
+        retryable_failure: bool = False,
+        observe_latency: bool = False,
     ) -> None:
         now = time.time()
         keys = [self._call(call_id), self._history(call_id), self.due_key, self._state(state)]
         keys += [self._state(other) for other in State]
+        keys += [self.metrics_key(name) for name in ("syncs", "latency", "latency-recent", "retryable")]
         expiry = self.retention_seconds if state in RESOLVED and self.retention_seconds > 0 else 0
         args: list[Any] = [
             call_id,
@@ -272,6 +361,9 @@ class Ledger:
             int(incr_failures),
             "" if due_at is None else repr(due_at),
             expiry,
+            outcome,
+            int(retryable_failure),
+            int(observe_latency),
         ]
         for name, value in (fields or {}).items():
             args += [name, value]
@@ -283,6 +375,17 @@ class Ledger:
         if not data:
             return None
         return Record.from_hash({_s(k): _s(v) for k, v in cast(dict[Any, Any], data).items()})
+
+    def get_many(self, call_ids: list[str]) -> list[Record]:
+        """The records of ``call_ids`` that exist, in order, read in one pipelined round trip."""
+        pipe = self.r.pipeline(transaction=False)
+        for call_id in call_ids:
+            pipe.hgetall(self._call(call_id))
+        found = []
+        for data in pipe.execute():
+            if data:
+                found.append(Record.from_hash({_s(k): _s(v) for k, v in cast(dict[Any, Any], data).items()}))
+        return found
 
     def history(self, call_id: str) -> list[dict[str, Any]]:
         return [json.loads(item) for item in cast(list[Any], self.r.lrange(self._history(call_id), 0, -1))]
@@ -370,6 +473,15 @@ class Ledger:
                 pipe.execute()
                 removed += 1
         return removed
+
+
+def _phone_field(phone: str | None) -> dict[str, str]:
+    return {"phone": mask(phone)} if phone else {}
+
+
+def _outcome(state: State, error: SyncError) -> str:
+    """The ``syncs`` metric's field for an outcome: ``state|stage|code``."""
+    return f"{state.value}|{error.stage.value}|{error.code or ''}"
 
 
 def _s(value: Any) -> str:

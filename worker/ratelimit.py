@@ -53,6 +53,13 @@ class SharedRateLimit:
         with redis_errors(Stage.FETCH):
             self._wait()
 
+    def used(self) -> int:
+        """Requests counted in the current window, by every process (0 when the limit is off)."""
+        if self._limiter is None:
+            return 0
+        stats = self._limiter.get_window_stats(self._item, self.key)
+        return max(self.per_minute - stats.remaining, 0)
+
     def _wait(self) -> None:
         assert self._limiter is not None
         waited = 0.0

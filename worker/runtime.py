@@ -39,6 +39,8 @@ class Runtime:
                 s.salesforce_security_token.get_secret_value(),
                 s.salesforce_client_secret.get_secret_value(),
                 *s.webhook_secrets,
+                *s.ops_tokens.values(),
+                s.crm_sync_alert_webhook_url.get_secret_value(),
                 *(v.strip() for v in s.crm_sync_intake_signing_secret.get_secret_value().split(",")),
                 *s.data_keys,
             ]

@@ -157,6 +157,28 @@ class Settings(BaseSettings):
         "", description="Comma-separated proxy IPs/networks whose X-Forwarded-For names the real client."
     )
 
+    # --- Ops console, metrics, alerts ----------------------------------------------------------------
+    crm_sync_ops_token: SecretStr = Field(
+        SecretStr(""),
+        description="Ops console sign-in token, or a comma list of label:token to rotate (the label is who "
+        "the ledger records); empty = console off.",
+    )
+    crm_sync_ops_behind_tls: bool = Field(
+        False,
+        description="The console is reached over HTTPS (TLS proxy in front): allows it on a non-loopback address.",
+    )
+    crm_sync_ops_session_hours: float = Field(12.0, description="Hours a console sign-in stays valid.")
+    crm_sync_alert_webhook_url: SecretStr = Field(
+        SecretStr(""), description="Slack-compatible incoming webhook for alerts (JSON {text}); empty = no alerts."
+    )
+    crm_sync_alert_retryable_threshold: int = Field(
+        20, description="Alert when more retryable failures than this happen within 15 minutes."
+    )
+    crm_sync_alert_repeat_minutes: float = Field(
+        15.0, description="The same alert is sent at most once per this many minutes (the rest are counted)."
+    )
+    crm_sync_alert_check_seconds: float = Field(30.0, description="How often beat looks for alert conditions.")
+
     @field_validator("crm_sync_data_key")
     @classmethod
     def _long_data_keys(cls, value: SecretStr) -> SecretStr:
@@ -210,6 +232,18 @@ class Settings(BaseSettings):
         if self.salesforce_client_id and self.salesforce_client_secret.get_secret_value():
             return SalesforceAuthFlow.CLIENT_CREDENTIALS
         raise ValueError("no Salesforce credentials set")
+
+    @property
+    def ops_tokens(self) -> dict[str, str]:
+        """Console tokens by label (an unlabelled token is ``ops``)."""
+        tokens: dict[str, str] = {}
+        for number, item in enumerate(self.crm_sync_ops_token.get_secret_value().split(",")):
+            label, sep, token = item.strip().partition(":")
+            if not sep:
+                label, token = ("ops" if number == 0 else f"ops{number + 1}"), item.strip()
+            if token:
+                tokens[label.strip() or f"ops{number + 1}"] = token
+        return tokens
 
     @property
     def has_twenty2_credentials(self) -> bool:

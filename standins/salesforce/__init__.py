@@ -4,7 +4,8 @@ Behaviour follows the real API as described in the project's Salesforce facts (`
 201/200/204/300/404, JSON error lists, ``Sforce-Limit-Info``, composite and collections all-or-none,
 converted leads, TaskSubtype create-only) — not what this project's code expects. Modules: ``schema`` (metadata),
 ``values`` (value checks), ``soql`` / ``sosl`` (the query languages), ``org`` (state, record primitives), ``oauth``,
-``writes``, ``composite`` (composite and collections), ``rest`` (routing, usage, faults), ``faults``,
+``writes``, ``composite`` (composite and collections), ``tooling`` (Tooling API ``CustomField`` create,
+field-level security), ``rest`` (routing, usage, faults), ``faults``,
 ``state`` (``SalesforceState``), ``app``.
 
 ``SalesforceState`` is the org (records, users, tokens, API usage, faults, stats; one re-entrant lock makes
@@ -17,12 +18,14 @@ it thread-safe). ``create_app(state)`` serves it:
   and ``refresh_token``. Errors: 400 ``{"error", "error_description"}``.
 - ``GET /services/data/`` (versions, no auth) and ``/services/data/vXX.X/...`` for 42.0 <= XX.X <= 66.0:
   ``limits``, ``sobjects[/Obj[/describe]]``, record CRUD, upsert by external id, ``query`` / ``queryAll``
-  (with ``nextRecordsUrl`` paging), ``search``, ``composite``, ``composite/sobjects[...]``.
+  (with ``nextRecordsUrl`` paging), ``search``, ``composite``, ``composite/sobjects[...]``,
+  ``tooling/sobjects/CustomField`` (POST).
   Every REST response carries ``Sforce-Limit-Info: api-usage=USED/MAX``; a composite or collections
   request counts once.
 - ``/_sandbox/...`` (no auth; for tests, the benchmark and the chaos run): ``POST reset``,
   ``GET|POST records/{Obj}``, ``GET|PUT faults``, ``GET|PUT usage``, ``GET stats``, ``POST convert/{leadId}``,
-  ``POST fields/{Obj}``, ``GET health``.
+  ``POST fields/{Obj}``, ``PUT fields/{Obj}/{field}/access`` (field-level security), ``PUT permissions``
+  (``customizeApplication``), ``GET health``.
 
 Faults (``state.faults`` or ``PUT /_sandbox/faults``): ``latency_ms`` per REST request; ``fail_next`` N
 requests or a ``fail_rate`` fraction (seeded RNG: ``seed``), restricted by ``fail_scope`` (request kinds

@@ -170,6 +170,23 @@ def _add_admin_routes(app: FastAPI, state: SalesforceState) -> None:
             return _admin_error(str(exc), 409)
         return JSONResponse(result)
 
+    @app.put("/_sandbox/permissions")
+    async def permissions(request: Request) -> Response:
+        body = await json_body(request) or {}
+        if "customizeApplication" in body:
+            state.can_customize = bool(body["customizeApplication"])
+        return JSONResponse({"customizeApplication": state.can_customize})
+
+    @app.put("/_sandbox/fields/{sobject}/{name}/access")
+    async def field_access(sobject: str, name: str, request: Request) -> Response:
+        body = await json_body(request) or {}
+        visible, editable = bool(body.get("visible", True)), bool(body.get("editable", True))
+        try:
+            await run_in_threadpool(lambda: state.set_field_access(sobject, name, visible=visible, editable=editable))
+        except KeyError as exc:
+            return _admin_error(str(exc), 404)
+        return JSONResponse({"ok": True, "visible": visible, "editable": editable})
+
     @app.post("/_sandbox/fields/{sobject}")
     async def add_field(sobject: str, request: Request) -> Response:
         body = await json_body(request) or {}

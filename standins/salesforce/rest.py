@@ -30,6 +30,7 @@ from standins.salesforce.oauth import OAuthServer
 from standins.salesforce.schema import ObjectSpec, normalize_id
 from standins.salesforce.soql import QueryError, parse_soql, select
 from standins.salesforce.sosl import parse_sosl, search_matcher
+from standins.salesforce.tooling import ToolingApi
 
 
 def _version_label(version: float) -> str:
@@ -55,11 +56,18 @@ def _request_kind(method: str, segments: list[str]) -> str:
         if (len(clean) <= 1 and method == "GET") or clean[-1:] == ["describe"]:
             return "describe"
         return "sobject"
-    table = {"query": "query", "queryAll": "query", "search": "search", "limits": "limits", "": "resources"}
+    table = {
+        "query": "query",
+        "queryAll": "query",
+        "search": "search",
+        "limits": "limits",
+        "tooling": "tooling",
+        "": "resources",
+    }
     return table.get(head, "other")
 
 
-class RestApi(CompositeApi, OAuthServer):
+class RestApi(CompositeApi, ToolingApi, OAuthServer):
     """The REST API: one request in, one reply out (usage, faults, routing)."""
 
     def versions(self) -> list[dict[str, str]]:
@@ -194,6 +202,8 @@ class RestApi(CompositeApi, OAuthServer):
                 return self._composite(ctx, body)
             if segs[1] == "sobjects":
                 return self._collections(ctx, method, segs[2:], params, body, outer_all_or_none=None)
+        if head == "tooling":
+            return self._tooling(ctx, method, segs[1:], body)
         raise not_found()
 
     def _route_sobjects(

@@ -158,6 +158,15 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     if runtime is not None:
         security()  # a settings typo (say in CRM_SYNC_TRUSTED_PROXIES) fails here, not on each request
     _install_error_handlers(app)
+    # The ops console (/ops, off without CRM_SYNC_OPS_TOKEN; refuses plain HTTP off loopback) and /metrics.
+    from worker.ops import auth as ops_auth
+    from worker.ops.metrics import metrics_router
+    from worker.ops.web import ops_router
+
+    web_settings = runtime.settings if runtime is not None else Settings()
+    ops_auth.refuse_plain_http(web_settings)
+    app.include_router(ops_router(current, web_settings))
+    app.include_router(metrics_router(current))
 
     @app.get("/healthz", response_model=Health)
     def healthz() -> dict[str, str]:

@@ -308,6 +308,12 @@ class SalesforceClient:
                 self._usage_seen_at = time.time()
 
     @property
+    def instance_url(self) -> str:
+        """The org's instance URL (logs in when not done yet): links into the org start with it."""
+        sf, _ = self._connection()
+        return f"https://{sf.sf_instance}"
+
+    @property
     def api_usage_seen_at(self) -> float:
         """When (epoch seconds) ``api_usage`` was read off a response; 0 before any."""
         return self._usage_seen_at
@@ -435,6 +441,12 @@ class SalesforceClient:
         if not isinstance(reply, dict):
             return UpsertResult(None, False)  # API < 46.0: 204 = updated
         return UpsertResult(str(reply.get("id")) if reply.get("id") else None, bool(reply.get("created", True)))
+
+    def tooling_create(self, sobject: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST ``tooling/sobjects/{Obj}`` (Tooling API, e.g. ``CustomField``); the reply (``id``, ``success``,
+        ``errors``, ``warnings``, ``infos``). Refusals raise the sorted error (``INSUFFICIENT_ACCESS``, ...)."""
+        reply = self._call("POST", f"tooling/sobjects/{quote(sobject, safe='')}", json=body, stage=Stage.WRITE)
+        return dict(reply or {})
 
     def composite(self, subrequests: list[dict[str, Any]], *, all_or_none: bool) -> list[dict[str, Any]]:
         """POST ``composite``; returns the ``compositeResponse`` list (sub-failures are NOT raised: see

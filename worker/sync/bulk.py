@@ -320,7 +320,7 @@ class BulkSync:
         ledger = self.runtime.ledger
         for call in calls.values():
             if call.error is not None:
-                outcome = core.record_error(ledger, self.settings, call.call_id, call.error)
+                outcome = core.record_error(ledger, self.settings, call.call_id, call.error, detail=call.detail)
                 if isinstance(call.error, SalesforceLimitExceeded) and call.error.code == "REQUEST_LIMIT_EXCEEDED":
                     report.refused[call.error.message] += 1
             elif call.synced and call.plan is not None and call.detail is not None:

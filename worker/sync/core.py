@@ -34,7 +34,7 @@ from worker.errors import (
     internal_errors,
 )
 from worker.ledger import Ledger
-from worker.plan import SyncPlan
+from worker.plan import SyncPlan, lead_phone
 from worker.runtime import Runtime
 from worker.salesforce.budget import daily_requests
 from worker.settings import Settings
@@ -165,21 +165,26 @@ def forget_written(services: Services, plan: SyncPlan, detail: CallDetail) -> No
 
 def record_synced(ledger: Ledger, outcome: SyncOutcome) -> str:
     call_id = outcome.detail.call.call_id
-    ledger.synced(call_id, salesforce_ids=outcome.salesforce_ids, summary=outcome.summary)
+    phone = lead_phone(outcome.detail)
+    ledger.synced(call_id, salesforce_ids=outcome.salesforce_ids, summary=outcome.summary, phone=phone)
     log.info("sync.synced", call_id=call_id, writes=len(outcome.plan.writes), ids=outcome.salesforce_ids)
     return "synced"
 
 
-def record_error(ledger: Ledger, settings: Settings, call_id: str, exc: SyncError) -> str:
-    """Sort once: skipped, held (daily limit), retried later (bounded), or failed. Returns the outcome."""
+def record_error(
+    ledger: Ledger, settings: Settings, call_id: str, exc: SyncError, *, detail: CallDetail | None = None
+) -> str:
+    """Sort once: skipped, held (daily limit), retried later (bounded), or failed. Returns the outcome.
+    ``detail``: the call as fetched, when it was (the ledger keeps its number masked, for the ops console)."""
     fields = {"call_id": call_id, "error": str(exc), "code": exc.code, "stage": exc.stage.value}
+    phone = lead_phone(detail) if detail is not None else None
     if isinstance(exc, SkippedError):
-        ledger.skipped(call_id, error=exc)
+        ledger.skipped(call_id, error=exc, phone=phone)
         log.info("sync.skipped", **fields)
         return "skipped"
     if isinstance(exc, SalesforceLimitExceeded):
         hold = settings.crm_sync_limit_hold_seconds
-        ledger.retry_later(call_id, error=exc, due_at=time.time() + hold, counts_as_failure=False)
+        ledger.retry_later(call_id, error=exc, due_at=time.time() + hold, counts_as_failure=False, phone=phone)
         log.warning("sync.held", **fields)
         return "queued"
     if isinstance(exc, RetryableError):
@@ -192,11 +197,11 @@ def record_error(ledger: Ledger, settings: Settings, call_id: str, exc: SyncErro
                 cap=settings.crm_sync_retry_max_seconds,
                 retry_after=exc.retry_after,
             )
-            ledger.retry_later(call_id, error=exc, due_at=time.time() + delay)
+            ledger.retry_later(call_id, error=exc, due_at=time.time() + delay, phone=phone)
             log.warning("sync.retry_scheduled", attempt=failures, delay=round(delay, 1), **fields)
             return "queued"
         log.error("sync.retries_exhausted", attempt=failures, **fields)
     else:
         log.error("sync.failed", **fields)
-    ledger.failed(call_id, error=exc)
+    ledger.failed(call_id, error=exc, phone=phone)
     return "failed"

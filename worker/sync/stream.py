@@ -23,6 +23,9 @@ from worker.twenty2.models import CallDetail
 
 log = structlog.get_logger(__name__)
 
+#: ``SyncError.details`` key under which ``sync_one`` leaves the fetched detail for ``record_error``.
+DETAIL = "call_detail"
+
 
 def sync_and_record(runtime: Runtime, call_id: str) -> str:
     """Sync one call under its lock and record the outcome. Returns the ledger state it left (``synced``,
@@ -45,7 +48,7 @@ def sync_and_record(runtime: Runtime, call_id: str) -> str:
                 services = runtime.services  # built on first use: a setup that fails is recorded like a crash
             outcome = sync_one(services, call_id)
         except SyncError as exc:
-            return core.record_error(ledger, runtime.settings, call_id, exc)
+            return core.record_error(ledger, runtime.settings, call_id, exc, detail=exc.details.get(DETAIL))
         return core.record_synced(ledger, outcome)
     finally:
         core.observe_budget(runtime)
@@ -71,13 +74,17 @@ def sync_one(services: Services, call_id: str, *, now: datetime | None = None) -
     Lead.
     """
     detail, transcript = core.fetch_call(services, call_id)
-    plan = _plan(services, detail, _find(services, detail), transcript, now)
-    if not plan.creates_lead:
-        return _write(services, detail, plan, transcript, now)
-    with internal_errors(Stage.LOOKUP), services.finder.creating_lead(detail) as still_without_lead:
-        if not still_without_lead:
-            plan = _plan(services, detail, _find(services, detail, fresh=True), transcript, now)
-        return _write(services, detail, plan, transcript, now)
+    try:
+        plan = _plan(services, detail, _find(services, detail), transcript, now)
+        if not plan.creates_lead:
+            return _write(services, detail, plan, transcript, now)
+        with internal_errors(Stage.LOOKUP), services.finder.creating_lead(detail) as still_without_lead:
+            if not still_without_lead:
+                plan = _plan(services, detail, _find(services, detail, fresh=True), transcript, now)
+            return _write(services, detail, plan, transcript, now)
+    except SyncError as exc:
+        exc.details.setdefault(DETAIL, detail)  # this call's own error: recorded with the call's (masked) number
+        raise
 
 
 def _find(services: Services, detail: CallDetail, *, fresh: bool = False) -> LeadTarget | None:

@@ -274,6 +274,10 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
+#: A well-formed call id no call has (the doctor's probe).
+PROBE_CALL_ID = "call_crmsyncdoctor0"
+
+
 class Twenty2Client:
     """Client of one Twenty2 workspace. Thread-safe as far as ``requests.Session`` is (the worker shares one).
 
@@ -368,6 +372,25 @@ class Twenty2Client:
                 details={"status": detail.call.status},
             )
         return detail
+
+    def probe(self) -> requests.Response:
+        """One cheap authenticated request, for ``crm-sync doctor``: ``GET /call/detail`` of an id no call has.
+        404 (CALL_NOT_FOUND) means the key, secret and workspace were accepted; 401/403 that they were not.
+        Returns the response whatever its status (its ``Date`` header tells Twenty2's clock); transport
+        failures raise the sorted ``Twenty2Error``."""
+        if self._before_request is not None:
+            self._before_request()
+        try:
+            return self._http.get(
+                f"{self._base}/call/detail",
+                params={"call_id": PROBE_CALL_ID},
+                headers=self._api_headers,
+                timeout=self._timeout,
+                verify=self._verify,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise _transport_error(exc, self._host) from None
 
     def fetch_transcript(self, link: Link | None) -> str | None:
         """The transcript text behind ``link`` (UTF-8 unless the server says otherwise, cut at 1 MB).
