@@ -28,7 +28,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +120,7 @@ class Scenario:
     missing_calls: list[SandboxCall]  # the unknown calls, added to Twenty2 before the replay
     rules: list[ValidationRule]
     leads_before: int = 0
+    numbers: list[str] = field(default_factory=list)  # the Leads' (and so the calls') phone numbers
 
 
 def _unique_phones(rng: random.Random, count: int) -> list[str]:
@@ -199,6 +200,7 @@ def build_scenario(boxes: Sandboxes, options: ChaosOptions, rng: random.Random) 
         expected=expected,
         callback=callback,
         planted={**dict.fromkeys(unknown, "unknown call"), **dict.fromkeys(blocked, "validation rule")},
+        numbers=phones,
         missing_calls=[elsewhere.get_call(cid) for cid in unknown],
         rules=rules,
         leads_before=leads_before,
@@ -674,6 +676,7 @@ def run_chaos(options: ChaosOptions, console: Console | None = None) -> dict[str
                 "targets": verdicts,
                 "passed": passed,
                 "work_dir": str(work),
+                "numbers": scenario.numbers,  # for a scan of what Redis left on disk (tests/tools)
             }
     finally:
         if chaos is not None:

@@ -13,6 +13,7 @@ from celery import Celery
 from worker.celery_app import make_celery
 from worker.ledger import Ledger
 from worker.logs import register_secrets
+from worker.personal import PersonalData
 from worker.salesforce.budget import ApiBudget
 from worker.salesforce.lead_cache import LeadCache
 from worker.settings import Settings
@@ -41,6 +42,7 @@ class Runtime:
                 *s.ops_tokens.values(),
                 s.crm_sync_alert_webhook_url.get_secret_value(),
                 *(v.strip() for v in s.crm_sync_intake_signing_secret.get_secret_value().split(",")),
+                *s.data_keys,
             ]
         )
 
@@ -56,7 +58,12 @@ class Runtime:
 
     @cached_property
     def lead_cache(self) -> LeadCache:
-        return LeadCache(self.redis, region=self.settings.crm_sync_phone_region)
+        return LeadCache(self.redis, region=self.settings.crm_sync_phone_region, data=self.personal_data)
+
+    @cached_property
+    def personal_data(self) -> PersonalData:
+        """Digests and seals phone numbers kept in Redis (``CRM_SYNC_DATA_KEY``, else derived)."""
+        return PersonalData.from_settings(self.settings)
 
     @cached_property
     def budget(self) -> ApiBudget:

@@ -116,11 +116,18 @@ class Settings(BaseSettings):
     )
     crm_sync_auto_replay_max: int = Field(3, description="Automatic replays per call at most; then ops decide.")
     crm_sync_limit_hold_seconds: float = Field(
-        300.0, description="How long work waits when Salesforce's daily API limit is reached, before trying again."
+        60.0,
+        description="How long held work waits at the daily API limit (or the reserve) before trying again; also "
+        "how often, at most, one worker asks Salesforce whether the allowance is back (GET /limits).",
     )
     crm_sync_ledger_retention_days: int = Field(
         30,
         description="Days resolved (synced/skipped) ledger records are kept; unresolved ones are never expired.",
+    )
+    crm_sync_data_key: SecretStr = Field(
+        SecretStr(""),
+        description="Key(s) sealing personal data kept in Redis (phone hints, Lead snapshots), comma-separated, "
+        "newest first, to rotate; empty = derived from this deployment's API credentials.",
     )
     crm_sync_http_host: str = Field("127.0.0.1", description="Intake bind address.")
     crm_sync_http_port: int = Field(8000, description="Intake port (Procfile uses $PORT when set).")
@@ -172,6 +179,13 @@ class Settings(BaseSettings):
     )
     crm_sync_alert_check_seconds: float = Field(30.0, description="How often beat looks for alert conditions.")
 
+    @field_validator("crm_sync_data_key")
+    @classmethod
+    def _long_data_keys(cls, value: SecretStr) -> SecretStr:
+        if any(len(k.strip()) < 16 for k in value.get_secret_value().split(",") if k.strip()):
+            raise ValueError("each CRM_SYNC_DATA_KEY key must be at least 16 characters (a random secret)")
+        return value
+
     @field_validator("crm_sync_timezone")
     @classmethod
     def _valid_zone(cls, value: str) -> str:
@@ -200,6 +214,11 @@ class Settings(BaseSettings):
     @property
     def webhook_secrets(self) -> list[str]:
         return [s.strip() for s in self.twenty2_webhook_secret.get_secret_value().split(",") if s.strip()]
+
+    @property
+    def data_keys(self) -> list[str]:
+        """``CRM_SYNC_DATA_KEY``'s keys, newest first (empty: derive one, see ``worker.personal``)."""
+        return [k.strip() for k in self.crm_sync_data_key.get_secret_value().split(",") if k.strip()]
 
     @property
     def salesforce_auth_flow(self) -> SalesforceAuthFlow:

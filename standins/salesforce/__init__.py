@@ -37,7 +37,11 @@ such as ``query``/``composite``/``collections``/``sobject``, or ``read``/``write
   that subrequest / record that fails, the HTTP status stays 200). Status ``lock_status``, default 500: a
   production client (bebraven/platform, ``lib/salesforce_api.rb``) rescues it as HTTP 500 on PATCH; others
   report 400. Classify by errorCode, never by status.
-- ``limit``: 403 REQUEST_LIMIT_EXCEEDED (or ``PUT /_sandbox/usage {"used": max}`` for the real thing);
+- ``limit``: 403 REQUEST_LIMIT_EXCEEDED "TotalRequests Limit exceeded." (or ``PUT /_sandbox/usage
+  {"used": max}`` for the real thing: every request, ``/limits`` included, is refused so until ``PUT
+  /_sandbox/usage {"used": 0}`` (``set_usage(used=0)``) gives the allowance back);
+- ``concurrent``: 403 REQUEST_LIMIT_EXCEEDED "ConcurrentPerOrgLongTxn Limit exceeded." (too many long-running
+  requests at once; gone a moment later; the status is the daily limit's, unconfirmed for this one);
 - ``expire_sessions``: every issued token becomes invalid, the request gets 401 INVALID_SESSION_ID;
 - ``drop_after_commit``: the request is applied, then the connection is aborted with no response.
 

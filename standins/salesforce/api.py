@@ -107,7 +107,13 @@ class RestContext:
 
 
 def limit_error() -> ApiError:
-    return ApiError.of(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+    # As Salesforce answers it (no "fields" in this one): [{"message": …, "errorCode": …}].
+    return ApiError(403, [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
+
+
+def concurrent_limit_error() -> ApiError:
+    message = "ConcurrentPerOrgLongTxn Limit exceeded."
+    return ApiError(403, [{"message": message, "errorCode": "REQUEST_LIMIT_EXCEEDED"}])
 
 
 def too_many_records() -> ApiError:

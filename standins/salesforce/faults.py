@@ -7,7 +7,15 @@ from typing import Any
 
 from standins.salesforce.schema import normalize_id
 
-FAULT_KINDS = ("server_unavailable", "server_error", "lock", "limit", "expire_sessions", "drop_after_commit")
+FAULT_KINDS = (
+    "server_unavailable",
+    "server_error",
+    "lock",
+    "limit",
+    "concurrent",
+    "expire_sessions",
+    "drop_after_commit",
+)
 
 
 @dataclass

@@ -18,6 +18,7 @@ from standins.salesforce.api import (
     RestResult,
     allow,
     body_dict,
+    concurrent_limit_error,
     conditional_headers,
     error_item,
     field_list,
@@ -157,6 +158,8 @@ class RestApi(CompositeApi, ToolingApi, OAuthServer):
             return RestReply(500, [error_item("UNKNOWN_EXCEPTION", message)])
         if fault == "limit":
             return RestReply(403, limit_error().body)
+        if fault == "concurrent":
+            return RestReply(403, concurrent_limit_error().body)
         if fault == "expire_sessions":
             self._tokens.clear()
             return RestReply(401, [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])

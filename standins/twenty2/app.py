@@ -18,7 +18,8 @@ Modules: ``data`` (calls), ``faults``, ``state`` (``Twenty2State``), ``app`` (th
 
 Control from Python (``Twenty2State`` methods) or, for other processes, over the unauthenticated admin
 endpoints under ``/_sandbox/``: faults (latency, the next N or a fraction p of requests answered with any
-status or a hang), stats, reset, adding calls, pending calls, webhook payloads. All state is guarded by
+status, a hang, or a ``200`` spoilt on its way out as a proxy spoils it: cut off, or a maintenance page in
+its place; ``Fault.garble``), stats, reset, adding calls, pending calls, webhook payloads. All state is guarded by
 one lock: handlers run in the server thread, tests and scripts drive it from others.
 """
 
@@ -39,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from standins.twenty2.data import SandboxCall
-from standins.twenty2.faults import FAULT_SHAPES, Fault, error_response
+from standins.twenty2.faults import FAULT_SHAPES, Fault, error_response, garbled
 from standins.twenty2.state import Twenty2State
 
 
@@ -156,11 +157,16 @@ def create_app(state: Twenty2State) -> FastAPI:
         if state.latency_ms:
             await asyncio.sleep(state.latency_ms / 1000)
         fault = state._take_fault("storage" if scope == "storage" else "api")
+        if fault is not None and fault.garble is not None:
+            return await garbled(await _answer(request, call_next, scope), fault.garble)
         if fault is not None:
             if fault.hang:
                 await hang(state.hang_seconds if fault.hang_seconds is None else fault.hang_seconds)
                 return error_response(504, "text")
             return fault_response(fault)
+        return await _answer(request, call_next, scope)
+
+    async def _answer(request: Request, call_next: Callable[[Request], Awaitable[Response]], scope: str) -> Response:
         if scope == "api":
             outcome = authenticate(request)
             if isinstance(outcome, Response):

@@ -98,15 +98,22 @@ def error_response(
     return JSONResponse(error_a(status, code, message), status_code=status, headers=headers)
 
 
+Garble = Literal["truncated", "html"]
+
+
 class Fault(BaseModel):
-    """Answer matching requests with ``status`` (or hang): the next ``count`` ones, or each with probability
-    ``probability`` (the state's seeded RNG). A hang sleeps ``hang_seconds`` (default: the state's),
-    then answers 504."""
+    """Answer matching requests with ``status`` (or hang, or garble): the next ``count`` ones, or each with
+    probability ``probability`` (the state's seeded RNG). A hang sleeps ``hang_seconds`` (default: the
+    state's), then answers 504. A garble answers the request as usual, then spoils the ``200`` on its way
+    out, as a proxy in between does: ``truncated`` sends the first half of the body (cut off, with a
+    Content-Length that matches what is sent, so only the body's syntax shows it), ``html`` a proxy's
+    maintenance page (``text/html``) in its place."""
 
     model_config = ConfigDict(extra="forbid")
 
     status: int | None = Field(None, ge=400, le=599)
     hang: bool = False
+    garble: Garble | None = None
     hang_seconds: float | None = Field(None, ge=0)
     count: int | None = Field(None, ge=1)
     probability: float | None = Field(None, ge=0, le=1)
@@ -117,8 +124,26 @@ class Fault(BaseModel):
 
     @model_validator(mode="after")
     def _one_of_each(self) -> Fault:
-        if (self.status is None) == (not self.hang):
-            raise ValueError("give either status or hang=true")
+        if [self.status is not None, self.hang, self.garble is not None].count(True) != 1:
+            raise ValueError("give one of status, hang=true or garble")
         if (self.count is None) == (self.probability is None):
             raise ValueError("give either count or probability")
         return self
+
+
+_MAINTENANCE_PAGE = (
+    "<!DOCTYPE html>\n<html><head><title>Service temporarily unavailable</title></head>"
+    "<body><h1>We'll be back shortly</h1><p>The service is down for maintenance.</p></body></html>\n"
+)
+
+
+async def garbled(response: Response, how: Garble) -> Response:
+    """``response`` spoilt as a proxy spoils a ``200``: cut in half, or replaced by a maintenance page. Any
+    other answer (a 401, a 404) passes as it is."""
+    if not 200 <= response.status_code < 300:
+        return response
+    body = b"".join([chunk async for chunk in response.body_iterator])  # type: ignore[attr-defined]
+    if how == "html":
+        return Response(_MAINTENANCE_PAGE, status_code=200, media_type="text/html")
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+    return Response(body[: len(body) // 2], status_code=response.status_code, headers=headers)

@@ -23,7 +23,7 @@ from standins.twenty2.data import (
     number,
     seed_calls,
 )
-from standins.twenty2.faults import Fault, Scope, Shape
+from standins.twenty2.faults import Fault, Garble, Scope, Shape
 
 DEFAULT_API_KEY = "sandbox-api-key"
 
@@ -230,6 +230,10 @@ class Twenty2State:
 
     def fail_randomly(self, p: float, status: int, *, shape: Shape | None = None, scope: Scope = "api") -> None:
         self.add_fault(Fault(status=status, probability=p, shape=shape, scope=scope))
+
+    def garble_next(self, n: int, how: Garble, *, scope: Scope = "api") -> None:
+        """The next ``n`` matching answers are spoilt on the way out (see ``Fault``)."""
+        self.add_fault(Fault(garble=how, count=n, scope=scope))
 
     def hang_next(self, n: int, *, seconds: float | None = None, scope: Scope = "api") -> None:
         self.add_fault(Fault(hang=True, count=n, hang_seconds=seconds, scope=scope))

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 import requests
+from support.redis_at_rest import scan_redis_dir, stand_in_numbers
 
 from standins.stack.processes import Stack, start_local_service
 from standins.stack.redis_server import RedisServer
@@ -26,8 +27,8 @@ SECRET = "e2e-webhook-secret-123"
 
 
 class Service:
-    def __init__(self, intake: str, ledger: Ledger, runtime: Runtime, stack: Stack) -> None:
-        self.intake, self.ledger, self.runtime, self.stack = intake, ledger, runtime, stack
+    def __init__(self, intake: str, ledger: Ledger, runtime: Runtime, stack: Stack, redis: RedisServer) -> None:
+        self.intake, self.ledger, self.runtime, self.stack, self.redis = intake, ledger, runtime, stack, redis
 
     def post(self, payload: dict[str, Any]) -> requests.Response:
         return requests.post(f"{self.intake}/webhooks/twenty2/{SECRET}", json=payload, timeout=5)
@@ -52,7 +53,7 @@ def service(sandboxes: Sandboxes, tmp_path_factory: pytest.TempPathFactory) -> I
         sandboxes.env, redis_url=redis_server.url, secret=SECRET, work=work, extra=fast_retries
     )
     runtime = Runtime(sandboxes.settings(redis_url=redis_server.url))
-    yield Service(intake, Ledger(redis.Redis.from_url(redis_server.url)), runtime, stack)
+    yield Service(intake, Ledger(redis.Redis.from_url(redis_server.url)), runtime, stack, redis_server)
     stack.stop()
     redis_server.stop()
 
@@ -105,3 +106,23 @@ def test_retryable_salesforce_error_is_retried_by_beat(boxes: Sandboxes, service
     history = [h.get("event") for h in service.ledger.history(call_id)]
     assert "retry_scheduled" in history
     assert len(tasks(boxes, call_id)) == 1
+
+
+def test_redis_files_hold_no_secret_or_full_number(boxes: Sandboxes, service: Service) -> None:
+    """Last in this module: after the calls above (and one found by its number, read ahead), the Redis
+    the processes wrote to holds no configured secret and no full number, in its AOF (every write since
+    Redis started, overwritten and deleted values included) nor in an RDB of what it holds now."""
+    lead = boxes.salesforce.insert_raw("Lead", {"LastName": "Rao", "Company": "Rao Steel", "Phone": "+91 93456 12078"})
+    call_id = boxes.twenty2.add_call(callee_phone="093456-12078", output_parameters={"interested": "yes"})
+    assert service.post(boxes.twenty2.webhook_payload(call_id)).status_code == 200
+    service.wait(call_id, {State.SYNCED})
+    assert tasks(boxes, call_id)[0]["WhoId"] == lead
+    time.sleep(1.2)  # appendfsync everysec: the last second reaches the file
+    secrets = [SECRET, *(v for k, v in boxes.env.items() if k.endswith(("_KEY", "_SECRET")))]
+    numbers = stand_in_numbers(boxes.twenty2, boxes.salesforce)
+    scan = scan_redis_dir(
+        service.redis.directory, secrets=secrets, numbers=numbers, expect=[call_id], url=service.redis.url
+    )
+    print(f"scanned {scan.files} and {scan.keys} keys for {len(secrets)} secrets and {len(numbers)} numbers")
+    assert scan.missing == {"AOF": [], "RDB": []} and sum(scan.files.values()) > 5_000
+    assert "9345612078" in numbers and scan.leaks == {}

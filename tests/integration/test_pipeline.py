@@ -20,6 +20,7 @@ from standins.stack.ports import free_port
 from standins.stack.redis_server import RedisServer
 from standins.stack.sandboxes import FAILED_CALL, SEED_CALL, Sandboxes
 from worker.ledger import State
+from worker.personal import PersonalData
 from worker.phones import same_number
 from worker.ratelimit import SharedRateLimit
 from worker.runtime import Runtime
@@ -27,6 +28,8 @@ from worker.salesforce.lead_cache import LeadCache
 from worker.sync.services import Services
 from worker.sync.stream import sync_and_record, sync_one
 from worker.twenty2.client import Twenty2Client
+
+TEST_DATA = PersonalData((b"test-data-key-0123456789",))
 
 
 def runtime(boxes: Sandboxes, redis_url: str, **overrides: Any) -> Runtime:
@@ -420,7 +423,7 @@ def unreachable_redis_url() -> str:
 
 def test_redis_outage_during_the_lookup_is_retried_not_failed(boxes: Sandboxes, redis_url: str) -> None:
     settings = boxes.settings(redis_url=redis_url, twenty2_rate_limit_per_minute=0)
-    away = LeadCache(redis.Redis.from_url(unreachable_redis_url(), socket_timeout=1), region="IN")
+    away = LeadCache(redis.Redis.from_url(unreachable_redis_url(), socket_timeout=1), region="IN", data=TEST_DATA)
     services = Services.from_settings(settings, twenty2=Twenty2Client(settings), cache=away)
     rt = Runtime(settings, _services=services)
     assert sync_and_record(rt, SEED_CALL) == "queued"
@@ -451,7 +454,7 @@ def test_redis_outage_right_after_the_write_still_records_synced(
     cache_server = RedisServer(tmp_path / "cache-redis").start()
     try:
         settings = boxes.settings(redis_url=redis_url, twenty2_rate_limit_per_minute=0)
-        cache = LeadCache(redis.Redis.from_url(cache_server.url, socket_timeout=1), region="IN")
+        cache = LeadCache(redis.Redis.from_url(cache_server.url, socket_timeout=1), region="IN", data=TEST_DATA)
         twenty2 = Twenty2Client(settings)
         rt = Runtime(settings, _services=Services.from_settings(settings, twenty2=twenty2, cache=cache))
         target = rt.services.finder.find(twenty2.get_call_detail(call_id))  # read ahead: the Lead's snapshot

@@ -362,13 +362,15 @@ def test_200_success_false_raises_bad_response(t2: T2Sandbox) -> None:
     assert t2.state.request_count(DETAIL) == 1
 
 
-def test_200_not_json_raises_bad_response(t2: T2Sandbox) -> None:
+def test_200_not_json_that_persists_raises_unavailable_after_the_retries(t2: T2Sandbox) -> None:
     t2.state.set_raw_detail(SEED_CALL_ID, "<html>maintenance</html>")
 
-    with pytest.raises(Twenty2BadResponse) as caught:
+    with pytest.raises(Twenty2Unavailable) as caught:
         t2.client().get_call_detail(SEED_CALL_ID)
 
-    assert caught.value.code == "NOT_JSON"
+    assert (caught.value.code, caught.value.http_status) == ("NOT_JSON", 200) and caught.value.retryable
+    assert "an HTML page" in caught.value.message
+    assert t2.state.request_count(DETAIL) == ATTEMPTS
 
 
 def test_detail_of_other_call_raises_bad_response(t2: T2Sandbox) -> None:

@@ -238,10 +238,26 @@ def test_spent_allowance_answers_403_request_limit_exceeded(sf_org: SandboxOrg) 
     assert sf_org.admin("PUT", "usage", {"used": 500, "max": 500}).json() == {"used": 500, "max": 500}
     reply = sf_org.rest("GET", "limits")
     assert reply.status_code == 403
-    assert reply.json() == [
-        {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED", "fields": []}
-    ]
+    assert reply.json() == [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
     assert reply.headers["Sforce-Limit-Info"] == "api-usage=500/500"
+
+
+def test_restored_allowance_is_served_again_at_once(sf_org: SandboxOrg) -> None:
+    sf_org.admin("PUT", "usage", {"used": 500, "max": 500})
+    assert sf_org.rest("GET", "limits").status_code == 403
+    assert sf_org.admin("PUT", "usage", {"used": 0}).json() == {"used": 0, "max": 500}
+    reply = sf_org.rest("GET", "limits")
+    assert reply.status_code == 200 and reply.json()["DailyApiRequests"] == {"Max": 500, "Remaining": 499}
+
+
+def test_concurrent_limit_fault_answers_as_salesforce_does(sf_org: SandboxOrg) -> None:
+    sf_org.state.set_faults(fail_next=1, fail_kind="concurrent")
+    reply = sf_org.rest("GET", "limits")
+    assert reply.status_code == 403
+    assert reply.json() == [
+        {"message": "ConcurrentPerOrgLongTxn Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
+    ]
+    assert sf_org.rest("GET", "limits").status_code == 200  # gone a moment later
 
 
 def test_missing_or_unknown_token_is_401_invalid_session(sf_org: SandboxOrg) -> None:

@@ -423,6 +423,34 @@ def test_fault_hang_answers_504_after_the_hang(t2: T2Sandbox) -> None:
     assert time.monotonic() - started >= 0.3
 
 
+def test_fault_garble_truncated_cuts_the_200_in_half_then_normal(t2: T2Sandbox) -> None:
+    whole = _detail(t2).content
+    t2.state.garble_next(1, "truncated")
+
+    cut, after = _detail(t2), _detail(t2)
+
+    assert cut.status_code == 200 and cut.content == whole[: len(whole) // 2]
+    assert int(cut.headers["Content-Length"]) == len(cut.content)  # a clean cut: only the syntax shows it
+    with pytest.raises(ValueError):
+        cut.json()
+    assert after.content == whole
+
+
+def test_fault_garble_html_answers_a_maintenance_page_with_200(t2: T2Sandbox) -> None:
+    t2.state.garble_next(1, "html")
+
+    page = _detail(t2)
+
+    assert page.status_code == 200 and page.headers["Content-Type"].startswith("text/html")
+    assert page.text.startswith("<!DOCTYPE html>") and _detail(t2).json()["success"] is True
+
+
+def test_fault_garble_still_authenticates(t2: T2Sandbox) -> None:
+    t2.state.garble_next(1, "html")
+    response = t2.session().get(f"{t2.api_url}/call/detail", params={"call_id": SEED_CALL_ID})
+    _shape_a(response, 401, "UNAUTHORIZED")  # the page replaces an answer, never the authentication
+
+
 def test_latency_added(t2: T2Sandbox) -> None:
     t2.state.configure(latency_ms=150)
 

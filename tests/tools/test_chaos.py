@@ -16,16 +16,22 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from chaos.run import ChaosOptions, run_chaos
+from support.redis_at_rest import scan_redis_dir
+
+from chaos.run import WEBHOOK_SECRET, ChaosOptions, run_chaos
+from standins.salesforce import OAuthConfig
+from standins.twenty2.state import DEFAULT_API_KEY, DEFAULT_API_SECRET
 
 #: Stage of each planted failure code, as the ledger records it.
 PLANTED_STAGES = {"CALL_NOT_FOUND": "fetch", "FIELD_CUSTOM_VALIDATION_EXCEPTION": "write"}
 
 
-@pytest.fixture
-def chaos_run(tmp_path: Path) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def chaos_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One chaos run for the tests of this module (the run and what its Redis left on disk)."""
     # A per-phase timeout well above the ~60 s a killed worker's calls take to come back (stale sweep).
-    return run_chaos(ChaosOptions(events=100, workers=2, seed=7, timeout=120, work_dir=tmp_path))
+    work = tmp_path_factory.mktemp("chaos")
+    return run_chaos(ChaosOptions(events=100, workers=2, seed=7, timeout=120, work_dir=work))
 
 
 def test_chaos_run(chaos_run: dict[str, Any]) -> None:
@@ -49,3 +55,15 @@ def test_chaos_run(chaos_run: dict[str, Any]) -> None:
     assert replay["wrong_task_calls"] == [] and replay["leads_wrongly_updated"] == [] and replay["leads_created"] == 0
     assert replay["synced"] == run["synced"] + len(planted)
     assert all(t["ok"] for t in chaos_run["targets"]) and chaos_run["passed"] is True
+
+
+def test_chaos_redis_files_hold_no_secret_or_full_number(chaos_run: dict[str, Any]) -> None:
+    """What the chaos run's Redis left on disk (AOF across its restart, and an RDB of what it holds at the
+    end) holds no configured secret and none of the run's numbers, in any spelling."""
+    secrets = [WEBHOOK_SECRET, DEFAULT_API_KEY, DEFAULT_API_SECRET, OAuthConfig().client_secret]
+    numbers = chaos_run["numbers"]
+    expect = list(chaos_run["planted"])[:3]  # call ids the ledger keeps (failed, then replayed)
+    scan = scan_redis_dir(Path(chaos_run["work_dir"]) / "redis", secrets=secrets, numbers=numbers, expect=expect)
+    print(f"scanned {scan.files} and {scan.keys} keys for {len(secrets)} secrets and {len(numbers)} numbers")
+    assert len(numbers) == 100 and scan.missing == {"AOF": [], "RDB": []} and sum(scan.files.values()) > 100_000
+    assert scan.leaks == {}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -94,9 +93,10 @@ def status(call_id: str | None, limits: bool, live: bool, as_json: bool) -> None
 
 def _print_limits(rt: Runtime, *, live: bool, as_json: bool) -> None:
     if live:
-        daily = rt.services.salesforce.limits().get("DailyApiRequests", {})
-        used, maximum = int(daily.get("Max", 0)) - int(daily.get("Remaining", 0)), int(daily.get("Max", 0))
-        rt.budget.observe((used, maximum), time.time())
+        from worker.sync.core import probe_allowance
+
+        if rt.budget.probe_now(lambda: probe_allowance(rt)) is None:
+            console.print("[yellow]could not read the daily API allowance from Salesforce (GET /limits)[/yellow]")
     usage = rt.budget.last()
     if usage is None:
         console.print("no Salesforce usage seen yet (run with --live to ask Salesforce)")
@@ -109,6 +109,7 @@ def _print_limits(rt: Runtime, *, live: bool, as_json: bool) -> None:
         "reserve": rt.settings.crm_sync_api_reserve,
         "holding": usage.remaining_share <= rt.settings.crm_sync_api_reserve,
         "seen_at": datetime.fromtimestamp(usage.seen_at, UTC).isoformat(timespec="seconds"),
+        "source": {"header": "a response's Sforce-Limit-Info", "limits": "GET /limits"}.get(usage.source, usage.source),
     }
     if as_json:
         click.echo(json.dumps(data, indent=2))

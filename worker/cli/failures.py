@@ -127,7 +127,9 @@ def replay(
 ) -> None:
     """Sync calls again, here and in bulk (a few Salesforce API calls per thousand calls); with --queue,
     re-queue them for the workers. Safe to run twice and while workers run (the ledger and a per-call lock
-    decide; Salesforce writes are upserts)."""
+    decide; Salesforce writes are upserts). A replay is never held by the API reserve or an earlier limit
+    reading: it tries, and says so when Salesforce still refuses (exit 1); with --queue, Salesforce is asked
+    for the allowance first, and a reading above the reserve ends the workers' hold."""
     rt = runtime()
     if all_failed:
         start = parse_since(since)
@@ -151,9 +153,10 @@ def replay(
         console.print(f"{len(ids)} calls would be replayed")
         return
     if to_queue:
+        _say_allowance(rt)
         _requeue(rt, ids)
         return
-    _run_bulk(rt, ids, source="replay", force=True, chunk_size=chunk_size, threads=threads, as_json=as_json)
+    _run_bulk(rt, ids, source="replay", force=True, hold=False, chunk_size=chunk_size, threads=threads, as_json=as_json)
 
 
 @main.command()
@@ -245,12 +248,29 @@ def _requeue(rt: Runtime, ids: list[str]) -> None:
     console.print(f"replay: {queued} queued, {skipped} already queued or syncing")
 
 
+def _say_allowance(rt: Runtime) -> None:
+    """Ask Salesforce for the daily allowance now (published for the workers) and say what it answered."""
+    from worker.sync.core import probe_allowance
+
+    usage = rt.budget.probe_now(lambda: probe_allowance(rt))
+    if usage is None:
+        warnings.print("[yellow]could not read the daily API allowance from Salesforce (GET /limits)[/yellow]")
+    elif usage.remaining == 0 or usage.remaining_share <= rt.settings.crm_sync_api_reserve:
+        warnings.print(
+            f"[red]Salesforce still refuses: {usage.remaining} of {usage.maximum} daily API requests left "
+            f"(reserve {rt.settings.crm_sync_api_reserve:.0%}); the calls are queued and held until it is back[/red]"
+        )
+    else:
+        console.print(f"Salesforce: {usage.remaining} of {usage.maximum} daily API requests left")
+
+
 def _run_bulk(
     rt: Runtime,
     ids: list[str],
     *,
     source: str,
     force: bool,
+    hold: bool = True,
     chunk_size: int | None,
     threads: int | None,
     as_json: bool,
@@ -267,13 +287,18 @@ def _run_bulk(
             on_phase=lambda text: progress.update(bar, description=f"{source}: {text}"),
             on_done=lambda _call_id, _outcome: progress.advance(bar),
         )
-        report = bulk.run(ids, source=source, force=force)
+        report = bulk.run(ids, source=source, force=force, hold=hold)
     data = report.as_dict()
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
         _print_report(source, data)
-    sys.exit(1 if data["outcomes"]["failed"] else 0)
+    for message, count in report.refused.items():
+        warnings.print(
+            f"[red]Salesforce still refuses: {message} ({count} calls held; they sync when the daily "
+            f"allowance is back: crm-sync status --limits --live)[/red]"
+        )
+    sys.exit(1 if data["outcomes"]["failed"] or report.refused else 0)
 
 
 _OUTCOME_HELP = {

@@ -7,7 +7,11 @@ Sorting (``classify_errors``; errorCode first, HTTP status second):
 ``UNABLE_TO_LOCK_ROW``, ``SERVER_UNAVAILABLE``,  ``SalesforceUnavailable`` (retryable)
 ``UNKNOWN_EXCEPTION``, any 5xx, timeouts,
 connection errors (incl. a reply cut off)
-``REQUEST_LIMIT_EXCEEDED``                       ``SalesforceLimitExceeded`` (retryable: hold and resume)
+``REQUEST_LIMIT_EXCEEDED``, sorted by the limit  ``TotalRequests`` (the daily allowance) and unknown
+its message names (``REQUEST_LIMITS``)           limits: ``SalesforceLimitExceeded`` (hold and resume);
+                                                 ``Concurrent…`` limits (``ConcurrentPerOrgLongTxn``,
+                                                 ``ConcurrentRequests``): ``SalesforceUnavailable``
+                                                 (retried in seconds, like a row lock; nothing held)
 ``INVALID_SESSION_ID`` / 401                     the session is refreshed ONCE and the request re-sent;
                                                  if it persists ``SalesforceSessionExpired`` (retryable)
 everything else (validation, INVALID_FIELD,      ``SalesforceRejected`` (permanent), ``code`` = errorCode,
@@ -74,6 +78,14 @@ CODE_FAMILIES: dict[str, type[SalesforceError]] = {
     "REQUEST_LIMIT_EXCEEDED": SalesforceLimitExceeded,
     "INVALID_SESSION_ID": SalesforceSessionExpired,
 }
+#: ``REQUEST_LIMIT_EXCEEDED`` names the limit first in its message ("TotalRequests Limit exceeded.",
+#: "ConcurrentPerOrgLongTxn Limit exceeded."): limit → family. The daily allowance comes back over hours,
+#: so work holds; the concurrent-request limits clear within seconds, so the request is retried soon.
+REQUEST_LIMITS: dict[str, type[SalesforceError]] = {
+    "TotalRequests": SalesforceLimitExceeded,
+    "ConcurrentPerOrgLongTxn": SalesforceUnavailable,
+    "ConcurrentRequests": SalesforceUnavailable,
+}
 # Entries that only report that another operation failed.
 NOTICE_CODES = frozenset({"PROCESSING_HALTED", "ALL_OR_NONE_OPERATION_ROLLED_BACK"})
 ROLLBACK_NOTICE = "The transaction was rolled back since another operation in the same transaction failed."
@@ -114,6 +126,17 @@ def _entries(items: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
+def limit_family(message: str) -> tuple[str, type[SalesforceError]]:
+    """(limit name, family) of a ``REQUEST_LIMIT_EXCEEDED`` message: ``REQUEST_LIMITS``, then any other
+    ``Concurrent…`` limit as concurrent; a limit we do not know holds, as the daily allowance does (the
+    hold's probe ends it as soon as Salesforce accepts requests again)."""
+    name = message.strip().split(" ", 1)[0] if message.strip() else ""
+    family = REQUEST_LIMITS.get(name)
+    if family is None:
+        family = SalesforceUnavailable if name.startswith("Concurrent") else SalesforceLimitExceeded
+    return name, family
+
+
 def _family_for_status(http_status: int | None) -> type[SalesforceError]:
     if http_status is None or http_status >= 500:
         return SalesforceUnavailable
@@ -150,6 +173,9 @@ def classify_errors(items: list[Any], http_status: int | None, *, stage: Stage |
         )
     first = causes[0]
     family = CODE_FAMILIES.get(first["code"]) or _family_for_status(http_status)
+    details: dict[str, Any] = {}
+    if first["code"] == "REQUEST_LIMIT_EXCEEDED":
+        details["limit"], family = limit_family(first["message"])
     more = f" (and {len(causes) - 1} more)" if len(causes) > 1 else ""
     fields = sorted({f for e in causes for f in e["fields"]})
     return family(
@@ -157,7 +183,7 @@ def classify_errors(items: list[Any], http_status: int | None, *, stage: Stage |
         stage=stage,
         code=first["code"],
         http_status=http_status,
-        details={"fields": fields, "errors": causes[:5]},
+        details={"fields": fields, "errors": causes[:5], **details},
     )
 
 

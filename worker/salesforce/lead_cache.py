@@ -22,11 +22,14 @@ How it works:
 
   The price of that minute: a Lead a user creates in Salesforce for the same number in the minute between
   the read-ahead and the call's write is not seen, and the call creates a second Lead.
+
+No phone number is written to Redis in clear (``worker.personal``): keys carry a keyed digest of the
+number (E.164), snapshots keep the Lead's numbers only as such digests (enough to confirm a match) and
+their mapped field values sealed, and a hint's number is sealed (and read back for at most ``HINT_TTL``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -36,6 +39,7 @@ import redis
 from redis.exceptions import LockError
 from redis.lock import Lock
 
+from worker.personal import PersonalData
 from worker.phones import e164
 
 #: Snapshots live this long (seconds): enough to drain a backlog, short enough to stay close to the org.
@@ -48,26 +52,43 @@ CREATE_LOCK_SECONDS = 60
 MAX_HINTS = 100_000
 #: Longest wait (seconds) for another worker's read-ahead; also how long one may hold the turn.
 READ_AHEAD_WAIT = 10
+#: Seconds a hint is read back (its sealed token carries its time) and the hints kept after the last one.
+HINT_TTL = 3600
 _NO_LEAD, _CREATED = b"none", b"created"
-
-
-def _digest(number: str) -> str:
-    # Key names show up in every Redis tool: they carry a digest of the number, never the number.
-    return hashlib.sha256(number.encode()).hexdigest()[:32]
+#: Snapshot fields kept in clear: ids, flags and times, nothing personal.
+CLEAR_FIELDS = frozenset({"Id", "OwnerId", "IsConverted", "ConvertedContactId", "LastModifiedDate"})
+#: Fields a snapshot keeps only as digests (matching), unless the mapping writes them (then sealed).
+PHONE_FIELDS = ("Phone", "MobilePhone")
 
 
 class LeadCache:
-    def __init__(self, client: redis.Redis, *, region: str, ttl: int = DEFAULT_TTL, prefix: str = "crm-sync") -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        region: str,
+        data: PersonalData,
+        ttl: int = DEFAULT_TTL,
+        prefix: str = "crm-sync",
+        kept_fields: frozenset[str] = frozenset(),
+    ) -> None:
+        """``kept_fields``: phone fields the planner reads (mapped Lead fields); kept in snapshots, sealed."""
         self.r = client
         self.region = region
+        self.data = data
         self.ttl = ttl
         self.prefix = prefix
+        self.kept_fields = kept_fields
+
+    def _digest(self, number: str) -> str:
+        # Key names and values show up in every Redis tool and in its files: a keyed digest, never the number.
+        return self.data.digest(number)
 
     def _lead(self, lead_id: str) -> str:
         return f"{self.prefix}:lead:{lead_id}"
 
     def _phone(self, number: str) -> str:
-        return f"{self.prefix}:lead-phone:{_digest(number)}"
+        return f"{self.prefix}:lead-phone:{self._digest(number)}"
 
     @property
     def _hints(self) -> str:
@@ -75,29 +96,60 @@ class LeadCache:
 
     # --- snapshots -------------------------------------------------------------------------------------
     def by_id(self, lead_id: str) -> dict[str, Any] | None:
-        raw = self.r.get(self._lead(lead_id))
-        return json.loads(cast(bytes, raw)) if raw else None
+        """The Lead row as read ahead (its phone fields only when the mapping writes them), or None."""
+        snapshot = self._snapshot(lead_id)
+        return self._row(snapshot) if snapshot is not None else None
 
     def by_phone(self, phone: str | None) -> dict[str, Any] | None:
+        """The one Lead read ahead with the number (confirmed: one of its numbers is the same), or None."""
         number = e164(phone, self.region)
         if number is None:
             return None
         lead_id = self.r.get(self._phone(number))
-        return self.by_id(cast(bytes, lead_id).decode()) if lead_id else None
+        snapshot = self._snapshot(cast(bytes, lead_id).decode()) if lead_id else None
+        if snapshot is None or self._digest(number) not in snapshot.get("numbers", ()):
+            return None
+        return self._row(snapshot)
+
+    def _snapshot(self, lead_id: str) -> dict[str, Any] | None:
+        raw = self.r.get(self._lead(lead_id))
+        return cast(dict[str, Any], json.loads(cast(bytes, raw))) if raw else None
+
+    def _row(self, snapshot: dict[str, Any]) -> dict[str, Any] | None:
+        row = {k: v for k, v in snapshot.items() if k in CLEAR_FIELDS}
+        if "sealed" in snapshot:
+            values = self.data.unseal(snapshot["sealed"])
+            if not isinstance(values, dict):
+                return None  # sealed with a key no longer configured: read the Lead again
+            row.update(values)
+        return row
+
+    def _seal_row(self, row: dict[str, Any]) -> dict[str, Any]:
+        """What a snapshot keeps of a Lead row: clear fields, digests of its numbers, the rest sealed."""
+        snapshot: dict[str, Any] = {k: v for k, v in row.items() if k in CLEAR_FIELDS}
+        numbers = {e164(row.get(f), self.region) for f in PHONE_FIELDS}
+        snapshot["numbers"] = sorted(self._digest(n) for n in numbers if n)
+        personal = {
+            k: v
+            for k, v in row.items()
+            if k not in CLEAR_FIELDS and k != "attributes" and (k not in PHONE_FIELDS or k in self.kept_fields)
+        }
+        if personal:
+            snapshot["sealed"] = self.data.seal(personal)
+        return snapshot
 
     def put(self, rows: list[dict[str, Any]]) -> None:
         """Store Lead rows (as queried) by id and by each of their numbers. A number several unconverted
         Leads share is not indexed: which one a call belongs to is the full lookup's decision."""
         numbers: dict[str, set[str]] = {}
         for row in rows:
-            for field in ("Phone", "MobilePhone"):
+            for field in PHONE_FIELDS:
                 number = e164(row.get(field), self.region)
                 if number:
                     numbers.setdefault(number, set()).add(row["Id"])
         pipe = self.r.pipeline(transaction=False)
         for row in rows:
-            snapshot = {k: v for k, v in row.items() if k != "attributes"}
-            pipe.set(self._lead(row["Id"]), json.dumps(snapshot), ex=self.ttl)
+            pipe.set(self._lead(row["Id"]), json.dumps(self._seal_row(row)), ex=self.ttl)
         for number, ids in numbers.items():
             if len(ids) == 1:
                 pipe.set(self._phone(number), next(iter(ids)), ex=self.ttl)
@@ -131,7 +183,7 @@ class LeadCache:
         if normal is None:
             return None
         return self.r.lock(
-            f"{self.prefix}:lead-create:{_digest(normal)}",
+            f"{self.prefix}:lead-create:{self._digest(normal)}",
             timeout=CREATE_LOCK_SECONDS,
             blocking_timeout=CREATE_LOCK_SECONDS,
             sleep=0.02,
@@ -154,7 +206,7 @@ class LeadCache:
                     lock.release()
 
     def _number_state(self, number: str) -> str:
-        return f"{self.prefix}:lead-number:{_digest(number)}"
+        return f"{self.prefix}:lead-number:{self._digest(number)}"
 
     def forget(self, lead_id: str | None, *phones: str | None) -> None:
         keys = [self._lead(lead_id)] if lead_id else []
@@ -169,12 +221,15 @@ class LeadCache:
 
     def hint(self, call_id: str, *, phone: str | None, lead_id: str | None) -> None:
         """Remember what an accepted webhook says about its Lead (read ahead later, never trusted). Hints are
-        read ahead in arrival order, the order the queue hands the calls to the workers."""
+        read ahead in arrival order, the order the queue hands the calls to the workers. The hint is sealed
+        (it holds the number); both keys expire ``HINT_TTL`` after the last hint."""
         if phone or lead_id:
             pipe = self.r.pipeline(transaction=False)
-            pipe.hset(self._hints, call_id, json.dumps({"phone": phone, "lead_id": lead_id}))
+            pipe.hset(self._hints, call_id, self.data.seal({"phone": phone, "lead_id": lead_id}))
             pipe.rpush(self._hint_order, call_id)
             pipe.ltrim(self._hint_order, -MAX_HINTS, -1)  # ids of hints dropped meanwhile pile up otherwise
+            pipe.expire(self._hints, HINT_TTL)
+            pipe.expire(self._hint_order, HINT_TTL)
             pipe.execute()
 
     def drop_hint(self, call_id: str) -> bool:
@@ -208,5 +263,7 @@ class LeadCache:
             replies = pipe.execute()
             for call_id, value, deleted in zip(ids, replies[::2], replies[1::2], strict=True):
                 if value and deleted:  # whoever deletes it reads it ahead; gone: dropped or taken already
-                    found.append({"call_id": call_id, **json.loads(value)})
+                    hint = self.data.unseal(value, max_age=HINT_TTL)
+                    if isinstance(hint, dict):  # else too old, or sealed with a key no longer configured
+                        found.append({"call_id": call_id, **hint})
         return found

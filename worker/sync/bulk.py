@@ -54,7 +54,7 @@ import requests
 import structlog
 from redis.lock import Lock
 
-from worker.errors import InternalError, Stage, SyncError, internal_errors
+from worker.errors import InternalError, SalesforceLimitExceeded, Stage, SyncError, internal_errors
 from worker.ledger import RESOLVED, State
 from worker.runtime import Runtime
 from worker.salesforce.collection_writer import CollectionWriter
@@ -88,6 +88,9 @@ class BulkReport:
     lookups_delegated: int = 0
     chunks: int = 0
     elapsed: float = 0.0
+    #: Salesforce's own refusals of the daily limit (its message → calls held): the replay tried, and
+    #: Salesforce still said no.
+    refused: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +102,7 @@ class BulkReport:
             "lookups_delegated": self.lookups_delegated,
             "chunks": self.chunks,
             "elapsed_seconds": round(self.elapsed, 3),
+            "salesforce_refused": dict(self.refused),
         }
 
 
@@ -128,6 +132,7 @@ class BulkSync:
         self._t2_fetches = 0
         self._count_lock = threading.Lock()
         self._stage = Stage.RECORD  # where a chunk is: the stage an unsorted crash is recorded at
+        self._hold = True
 
     @property
     def services(self) -> Services:
@@ -135,9 +140,12 @@ class BulkSync:
 
     # --- the run -----------------------------------------------------------------------------------------
 
-    def run(self, call_ids: Iterable[str], *, source: str, force: bool) -> BulkReport:
+    def run(self, call_ids: Iterable[str], *, source: str, force: bool, hold: bool = True) -> BulkReport:
         """Sync ``call_ids`` (duplicates dropped, order kept). ``force``: re-sync whatever the ledger says
-        (replay); otherwise only calls new to the ledger or failed (backfill)."""
+        (replay); otherwise only calls new to the ledger or failed (backfill). ``hold=False`` (an operator's
+        replay): never held by the API reserve or an earlier limit reading: the writes go to Salesforce,
+        and what it still refuses is in ``BulkReport.refused``."""
+        self._hold = hold
         ids = list(dict.fromkeys(call_ids))
         report = BulkReport(requested=len(ids))
         started = time.monotonic()
@@ -206,8 +214,9 @@ class BulkSync:
 
     def _sync(self, calls: dict[str, BulkCall], report: BulkReport) -> None:
         try:
-            # The org's API reserve holds bulk work as it holds the workers'.
-            core.check_budget(self.runtime)
+            # The org's API reserve holds bulk work as it holds the workers' (not an operator's replay).
+            if self._hold:
+                core.check_budget(self.runtime)
         except SyncError as exc:
             for call in calls.values():
                 call.error = exc
@@ -312,6 +321,8 @@ class BulkSync:
         for call in calls.values():
             if call.error is not None:
                 outcome = core.record_error(ledger, self.settings, call.call_id, call.error, detail=call.detail)
+                if isinstance(call.error, SalesforceLimitExceeded) and call.error.code == "REQUEST_LIMIT_EXCEEDED":
+                    report.refused[call.error.message] += 1
             elif call.synced and call.plan is not None and call.detail is not None:
                 outcome = core.record_synced(
                     ledger, SyncOutcome(plan=call.plan, salesforce_ids=call.ids, detail=call.detail)

@@ -36,6 +36,7 @@ from worker.errors import (
 from worker.ledger import Ledger
 from worker.plan import SyncPlan, lead_phone
 from worker.runtime import Runtime
+from worker.salesforce.budget import daily_requests
 from worker.settings import Settings
 from worker.sync.services import Services
 from worker.twenty2.models import CallDetail
@@ -96,9 +97,18 @@ def release(lock: Lock, **fields: str) -> None:
 
 
 def check_budget(runtime: Runtime) -> None:
-    """Hold (``SalesforceLimitExceeded``) once the org's daily API allowance is down to the reserve."""
+    """Hold (``SalesforceLimitExceeded``) once the org's daily API allowance is down to the reserve; while
+    held, one worker per hold interval probes the allowance (``probe_allowance``), ending the hold as soon
+    as it is back."""
     with internal_errors(Stage.WRITE):
-        runtime.budget.check(max_age=runtime.settings.crm_sync_limit_hold_seconds)
+        runtime.budget.check(
+            hold_seconds=runtime.settings.crm_sync_limit_hold_seconds, probe=lambda: probe_allowance(runtime)
+        )
+
+
+def probe_allowance(runtime: Runtime) -> tuple[int, int] | None:
+    """(used, max) of the org's daily allowance, asked of Salesforce now (``GET /limits``), or None."""
+    return daily_requests(runtime.services.salesforce.limits())
 
 
 def observe_budget(runtime: Runtime) -> None:

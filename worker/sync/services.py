@@ -11,11 +11,12 @@ import redis
 
 from worker.errors import MappingError
 from worker.mapping import Mapping, load_mapping
+from worker.personal import PersonalData
 from worker.plan import PlanContext
 from worker.ratelimit import SharedRateLimit
 from worker.salesforce.client import SalesforceClient
 from worker.salesforce.composite_writer import CompositeWriter
-from worker.salesforce.lead_cache import LeadCache
+from worker.salesforce.lead_cache import PHONE_FIELDS, LeadCache
 from worker.salesforce.lead_finder import LeadFinder
 from worker.settings import Settings, UnknownNumberPolicy
 from worker.twenty2.client import Twenty2Client
@@ -48,7 +49,10 @@ class Services:
         twenty2 = overrides.pop("twenty2", None) or Twenty2Client(settings, before_request=limit.acquire)
         salesforce = overrides.pop("salesforce", None) or SalesforceClient(settings)
         cache = overrides.pop("cache", None) or LeadCache(
-            redis.Redis.from_url(settings.redis_url, socket_timeout=3), region=settings.crm_sync_phone_region
+            redis.Redis.from_url(settings.redis_url, socket_timeout=3),
+            region=settings.crm_sync_phone_region,
+            data=PersonalData.from_settings(settings),
+            kept_fields=mapping.lead_fields() & frozenset(PHONE_FIELDS),
         )
         finder = LeadFinder(
             salesforce,

@@ -6,7 +6,8 @@ Contract:
   subclass from ``worker.errors`` (stage ``fetch``, ``code`` = Twenty2's code or ``HTTP_<status>``).
 - ``fetch_transcript(link)`` returns the transcript text (at most ``TRANSCRIPT_MAX_BYTES``), or None when
   there is none to fetch (missing, not available, past ``expires_at``, or storage answers 403/404/410).
-- Transient failures (connection errors, timeouts, 429, 5xx) are retried here, bounded, with the one
+- Transient failures (connection errors, timeouts, 429, 5xx, and a 2xx whose body is garbled: a detail
+  that is not JSON, a transcript that is a web page) are retried here, bounded, with the one
   backoff of ``worker.retry`` (jitter, ``Retry-After`` honoured; ``retry.TWENTY2``); when the attempts run
   out the last typed error is raised.
   Everything else is raised at once.
@@ -226,6 +227,29 @@ def _validation_summary(exc: ValidationError, limit: int = 5) -> str:
     return mask_numbers("; ".join(parts)) + more
 
 
+def _is_html(head: bytes, content_type: str | None) -> bool:
+    """Whether a body is a web page: declared ``text/html``, or starting like one whatever it declares."""
+    start = head.lstrip()[:15].lower()
+    return (content_type or "").split(";")[0].strip().lower() == "text/html" or start.startswith(
+        (b"<!doctype html", b"<html", b"<head", b"<body")
+    )
+
+
+def garbled_body(data: bytes, response: requests.Response) -> str:
+    """What a garbled body looks like, for the ledger and logs: type, size and why (never its text, which
+    may hold a number)."""
+    content_type = (response.headers.get("Content-Type") or "no content type").split(";")[0].strip()
+    if _is_html(data[:512], content_type):
+        kind = "an HTML page"
+    elif data.lstrip()[:1] in (b"{", b"["):
+        kind = "cut off"
+    elif not data.strip():
+        kind = "empty"
+    else:
+        kind = "garbled"
+    return f"{content_type}, {len(data)} bytes: {kind}"
+
+
 def _decode(data: bytes, content_type: str | None) -> str:
     """Text in the declared charset; UTF-8 when none is declared (not requests' Latin-1 guess for text/*:
     transcripts hold Hindi) or when the declared one is unknown."""
@@ -319,8 +343,9 @@ class Twenty2Client:
         """``GET /call/detail``: the validated detail of a final call.
 
         Raises ``Twenty2BadRequest`` (no request made) for an id that is not Twenty2-shaped,
-        ``CallNotFinal`` when the call has not ended, ``Twenty2BadResponse`` for a 2xx that is not the
-        documented shape, and the status-mapped ``Twenty2Error`` classes otherwise.
+        ``CallNotFinal`` when the call has not ended, ``Twenty2BadResponse`` for a 2xx whose JSON is not the
+        documented shape, ``Twenty2Unavailable`` ``NOT_JSON`` for a 2xx that stayed not JSON through the
+        retries, and the status-mapped ``Twenty2Error`` classes otherwise.
         """
         if not isinstance(call_id, str) or not is_call_id(call_id):
             raise Twenty2BadRequest(
@@ -328,8 +353,8 @@ class Twenty2Client:
                 stage=Stage.FETCH,
                 code="INVALID_CALL_ID",
             )
-        response = self._retrying(lambda: self._api_get("/call/detail", {"call_id": call_id}))
-        detail = self._parse_detail(response)
+        response, body = self._retrying(lambda: self._json(self._api_get("/call/detail", {"call_id": call_id})))
+        detail = self._parse_detail(body, response.status_code)
         if detail.call.call_id.lower() != call_id.lower():
             # The wrong call's outcome must never be written under this id.
             raise Twenty2BadResponse(
@@ -371,8 +396,9 @@ class Twenty2Client:
         """The transcript text behind ``link`` (UTF-8 unless the server says otherwise, cut at 1 MB).
 
         None, without a request, for a missing/unavailable link or one past ``expires_at``; None when
-        storage answers 403/404/410 (expired or removed). 5xx/429/timeouts are retried, then raised
-        as ``Twenty2Unavailable``/``Twenty2RateLimited``; other 4xx raise their mapped class.
+        storage answers 403/404/410 (expired or removed). 5xx/429/timeouts and a web page in place of the
+        text (``NOT_TEXT``) are retried, then raised as ``Twenty2Unavailable``/``Twenty2RateLimited``; other
+        4xx raise their mapped class.
         """
         if link is None or not link.url or link.available is False:
             return None
@@ -439,19 +465,36 @@ class Twenty2Client:
                     if len(data) >= TRANSCRIPT_MAX_BYTES:
                         log.warning("twenty2.transcript.truncated", limit_bytes=TRANSCRIPT_MAX_BYTES)
                         break
-                return bytes(data[:TRANSCRIPT_MAX_BYTES]), response.headers.get("Content-Type")
+                content_type = response.headers.get("Content-Type")
+                if _is_html(bytes(data[:512]), content_type):
+                    # A proxy's or gateway's page where the text should be: as transient as its 5xx.
+                    raise Twenty2Unavailable(
+                        f"HTTP {response.status_code} with a web page instead of the transcript "
+                        f"({garbled_body(bytes(data), response)})",
+                        stage=Stage.FETCH,
+                        code="NOT_TEXT",
+                        http_status=response.status_code,
+                    )
+                return bytes(data[:TRANSCRIPT_MAX_BYTES]), content_type
         except requests.RequestException as exc:
             raise _transport_error(exc, host) from None
 
     @staticmethod
-    def _parse_detail(response: requests.Response) -> CallDetail:
-        status = response.status_code
+    def _json(response: requests.Response) -> tuple[requests.Response, Any]:
+        """The response and its JSON body. A 2xx whose body is not JSON (cut off in transit, a proxy's HTML
+        page) is transient far more often than not: ``Twenty2Unavailable`` ``NOT_JSON``, retried like a 5xx."""
         try:
-            body = response.json()
+            return response, response.json()
         except ValueError:
-            raise Twenty2BadResponse(
-                "detail body is not JSON", stage=Stage.FETCH, code="NOT_JSON", http_status=status
+            raise Twenty2Unavailable(
+                f"HTTP {response.status_code} whose body is not JSON ({garbled_body(response.content, response)})",
+                stage=Stage.FETCH,
+                code="NOT_JSON",
+                http_status=response.status_code,
             ) from None
+
+    @staticmethod
+    def _parse_detail(body: Any, status: int) -> CallDetail:
         if not isinstance(body, dict):
             raise Twenty2BadResponse(
                 f"detail body is a JSON {type(body).__name__}, not an object",
