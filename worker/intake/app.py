@@ -32,7 +32,7 @@ from starlette.requests import ClientDisconnect
 
 from worker.intake.auth import MESSAGES, UNAUTHORIZED, IntakeAuth
 from worker.intake.flood import FloodGuard, parse_networks
-from worker.ledger import State
+from worker.intake.queue import IntakeQueue
 from worker.logs import configure_logging, register_secrets
 from worker.runtime import Runtime, get_runtime
 from worker.settings import Settings
@@ -43,8 +43,6 @@ log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 256 * 1024
 MAX_JSON_DEPTH = 32
 HANDLED_EVENTS = frozenset({"call.completed", "call.failed"})
-#: Previous ledger state → what a new delivery does (None: never seen).
-ENQUEUE_FROM = {None: True, State.FAILED: True}
 #: Media types read as JSON (none sent = JSON: some senders omit it).
 JSON_MEDIA_TYPES = frozenset({"application/json", ""})
 #: Status of an error raised by the framework (unknown path, wrong method, ...) → our error code.
@@ -145,9 +143,15 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app = FastAPI(title="crm-sync intake", version="0.1.0", description=__doc__)
     rt = runtime
     guards: list[Guards] = []
+    queues: list[IntakeQueue] = []
 
     def current() -> Runtime:
         return rt or get_runtime()
+
+    def intake_queue() -> IntakeQueue:
+        if not queues:
+            queues.append(IntakeQueue(current()))
+        return queues[0]
 
     def security() -> Guards:
         # Built on first use: the process-wide runtime may not exist yet when the app is created.
@@ -182,7 +186,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             return _error(503, "REDIS_UNAVAILABLE", type(exc).__name__)
         return {"status": "ready"}
 
-    def receive(request: Request, body: bytes) -> JSONResponse:
+    async def receive(request: Request, body: bytes) -> JSONResponse:
         runtime = current()
         content_type = request.headers.get("content-type", "")
         if content_type.split(";")[0].strip().lower() not in JSON_MEDIA_TYPES:
@@ -201,19 +205,19 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         if event.event is not None and event.event not in HANDLED_EVENTS:
             log.info("intake.ignored", call_id=call_id, webhook_event=event.event)
             return JSONResponse({"success": True, "status": "ignored", "call_id": call_id})
+        phone, lead_id = event.lead_hint(runtime.settings.crm_sync_lead_id_param)
         try:
-            before = runtime.ledger.accept(
-                call_id, source="webhook", detail={"webhook_event": event.event, "event_id": event.event_id}
+            # One round trip: ledger record, Lead hint and task message, all or nothing (worker.intake.queue).
+            _, enqueued = await intake_queue().accept(
+                call_id,
+                detail={"webhook_event": event.event, "event_id": event.event_id},
+                phone=phone,
+                lead_id=lead_id,
             )
-            enqueue = ENQUEUE_FROM.get(before, False)
-            if enqueue:
-                phone, lead_id = event.lead_hint(runtime.settings.crm_sync_lead_id_param)
-                runtime.lead_cache.hint(call_id, phone=phone, lead_id=lead_id)
-                runtime.enqueue(call_id)
         except Exception as exc:
             log.error("intake.enqueue_failed", call_id=call_id, error=type(exc).__name__)
             return _error(503, "QUEUE_UNAVAILABLE", "could not queue the call; retry later")
-        status = "queued" if enqueue else "duplicate"
+        status = "queued" if enqueued else "duplicate"
         log.info(
             "intake.accepted",
             call_id=call_id,
@@ -269,8 +273,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             if failure:
                 log.warning("intake.unauthenticated", client=peer, reason=failure)
                 return _error(401, failure, MESSAGES[failure])
-        # Redis calls block: run them off the event loop.
-        return await run_in_threadpool(receive, request, body)
+        return await receive(request, body)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
