@@ -83,6 +83,7 @@ class LoadOptions:
     baseline: str | None = None
     rounds: int = 1
     drain_timeout: float = 900.0
+    busy_worker: bool = False
     steady_connections: int = 100
     burst_connections: int = 500
     work_dir: Path | None = None
@@ -238,6 +239,7 @@ class Service:
     tree: Path
     work: Path
     env: dict[str, str]
+    busy_worker: bool = False
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     redis_server: RedisServer | None = None
     intake: str = ""
@@ -253,38 +255,58 @@ class Service:
             "TWENTY2_WEBHOOK_SECRET": SECRET,
             "CRM_SYNC_HTTP_HOST": "127.0.0.1",
             "CELERY_BEAT_SCHEDULE": str(self.work / "beat-schedule"),
-            "TWENTY2_RATE_LIMIT_PER_MINUTE": "0",
             "CRM_SYNC_INTAKE_RATE_LIMIT_PER_MINUTE": "0",
             "CRM_SYNC_LOG_FORMAT": "json",
             "PYTHONPATH": f"{self.tree}{os.pathsep}{REPO_ROOT / 'bench'}",
         }
         if APP_SPEC not in entries["web"]:
             raise RuntimeError(f"the web command of {self.tree / 'Procfile'} does not serve {APP_SPEC}")
-        commands = {
-            "web": (entries["web"], web_port),
-            "bare": (entries["web"].replace(APP_SPEC, BARE_SPEC), bare_port),
-            "worker": (entries["worker"], 0),
-            "beat": (entries["beat"], 0),
-        }
-        log_dir = self.work / "log"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        for name, (command, port) in commands.items():
-            log = (log_dir / f"{name}.log").open("ab")
-            self.processes[name] = subprocess.Popen(  # noqa: S603 - the Procfile line, as a Procfile runner runs it
-                [shutil.which("bash") or "/bin/bash", "-c", f"exec {command}"],
-                cwd=self.tree,
-                env=child_env({**env, "PORT": str(port)}),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        if self.busy_worker:
+            env["TWENTY2_RATE_LIMIT_PER_MINUTE"] = "0"
+        self._env, self._entries = env, entries
+        self._spawn("web", entries["web"], web_port)
+        self._spawn("bare", entries["web"].replace(APP_SPEC, BARE_SPEC), bare_port)
+        self._spawn("worker", entries["worker"])
+        self._spawn("beat", entries["beat"])
         self.intake, self.bare = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{bare_port}"
-        self._wait_ready(log_dir)
+        self._wait_ready({"web", "bare", "worker"})
         return self
 
-    def _wait_ready(self, log_dir: Path, timeout: float = 120.0) -> None:
+    def _spawn(self, name: str, command: str, port: int = 0, extra: dict[str, str] | None = None) -> None:
+        log_dir = self.work / "log"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log = (log_dir / f"{name}.log").open("ab")
+        self.processes[name] = subprocess.Popen(
+            [shutil.which("bash") or "/bin/bash", "-c", f"exec {command}"],  # as a Procfile runner runs it
+            cwd=self.tree,
+            env=child_env({**self._env, "PORT": str(port), **(extra or {})}),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def drain_worker(self) -> None:
+        """Replace the worker with one whose Twenty2 budget is lifted, so the backlog drains in minutes, not at
+        60/min (the queued messages stay in Redis; the old worker finishes what it holds first)."""
+        if self.busy_worker:
+            return
+        self._stop("worker")
+        self._spawn("drain-worker", self._entries["worker"], extra={"TWENTY2_RATE_LIMIT_PER_MINUTE": "0"})
+        self._wait_ready({"drain-worker"})
+
+    def _stop(self, name: str) -> None:
+        process = self.processes.pop(name)
+        if process.poll() is None:
+            os.killpg(process.pid, 15)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait()
+
+    def _wait_ready(self, pending: set[str], timeout: float = 120.0) -> None:
+        log_dir = self.work / "log"
         deadline = time.monotonic() + timeout
-        pending = {"web", "bare", "worker"}
         while pending:
             for name, url in (("web", self.intake), ("bare", self.bare)):
                 try:
@@ -292,8 +314,9 @@ class Service:
                         pending.discard(name)
                 except requests.RequestException:
                     pass
-            if "worker" in pending and " ready." in (log_dir / "worker.log").read_text(errors="replace"):
-                pending.discard("worker")
+            for name in [p for p in pending if "worker" in p]:
+                if " ready." in (log_dir / f"{name}.log").read_text(errors="replace"):
+                    pending.discard(name)
             for name, process in self.processes.items():
                 if process.poll() is not None:
                     raise RuntimeError(f"{name} exited with {process.returncode}; see {log_dir}")
@@ -307,16 +330,8 @@ class Service:
         return Ledger(redis.Redis.from_url(self.redis_server.url, socket_timeout=30))
 
     def stop(self) -> None:
-        for process in self.processes.values():
-            if process.poll() is None:
-                os.killpg(process.pid, 15)
-        for process in self.processes.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, 9)
-                process.wait()
-        self.processes.clear()
+        for name in list(self.processes):
+            self._stop(name)
         if self.redis_server is not None:
             self.redis_server.stop()
 
@@ -402,6 +417,7 @@ def run_tree(label: str, service: Service, mix: Mix, options: LoadOptions, work:
         timeout=options.burst_seconds + 15,
     )
     ledger = service.ledger
+    service.drain_worker()
     all_accepted = [c for name in ("intake", "steady", "burst") for c in figures[name]["accepted"]]
     say(f"[{label}] waiting for the worker to drain {len(set(all_accepted))} accepted calls")
     figures["drain_seconds"] = round(wait_drained(ledger, all_accepted, options.drain_timeout), 1)
@@ -453,7 +469,7 @@ def run(options: LoadOptions) -> dict[str, Any]:
             for round_no in range(options.rounds):
                 for label, tree in trees:
                     run_work = work / f"{label.replace(' ', '-').replace('/', '_')}-{round_no}"
-                    service = Service(tree, run_work, boxes.env).start()
+                    service = Service(tree, run_work, boxes.env, busy_worker=options.busy_worker).start()
                     try:
                         results.setdefault(label, []).append(run_tree(label, service, mix, options, run_work))
                     finally:
@@ -468,6 +484,7 @@ def run(options: LoadOptions) -> dict[str, Any]:
             "burst_seconds": options.burst_seconds,
             "baseline": options.baseline,
             "rounds": options.rounds,
+            "busy_worker": options.busy_worker,
         },
         "results": results,
     }
@@ -530,6 +547,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", help="also measure this git ref (e.g. main), alternating with this tree")
     parser.add_argument("--rounds", type=int, default=1, help="repeat the alternation this many times")
     parser.add_argument("--drain-timeout", type=float, default=900.0, help="seconds to wait for the worker")
+    parser.add_argument(
+        "--busy-worker",
+        action="store_true",
+        help="lift the worker's Twenty2 budget during the load too (it then syncs flat out beside the intake)",
+    )
     parser.add_argument("--json", action="store_true", help="print every figure as JSON")
     args = parser.parse_args(argv)
     result = run(
@@ -541,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
             baseline=args.baseline,
             rounds=args.rounds,
             drain_timeout=args.drain_timeout,
+            busy_worker=args.busy_worker,
         )
     )
     print(json.dumps(result, indent=2) if args.json else table(result))
