@@ -11,8 +11,12 @@ Load generator: ``wrk`` (Debian package, installed with apt-get when missing) dr
 segment, as Twenty2 is given it), 8% redeliveries of an earlier webhook (duplicates, fresh ``event_id``),
 6% malformed (not JSON, NaN, no call id, wrong content type) and 6% unauthenticated (a wrong secret in the
 path, or none). The service is the Procfile's ``web`` + ``worker`` + ``beat`` on a private redis-server, pointed
-at the Twenty2 and Salesforce stand-ins (in this process, Twenty2's 60/min limit lifted so the backlog drains
-quickly); the intake's per-source flood limit is off (one load generator is one source).
+at the Twenty2 and Salesforce stand-ins (in this process). During the load the worker keeps the default Twenty2
+budget (60 requests/min, as in production: a storm is a backlog for the worker, not CPU it burns beside the
+intake; ``--busy-worker`` lifts it, so the worker syncs flat out on the same cores). Afterwards it is
+replaced by one with the budget lifted, to drain the backlog in minutes (``--no-drain`` skips that). The
+intake's per-source flood limit is off (one load generator is one source; its default, 600/min per source,
+would answer most of the load 429).
 
 Per tree (this checkout, and ``--baseline REF`` checked out into ``var/`` when given), alternating:
 
@@ -21,7 +25,8 @@ Per tree (this checkout, and ``--baseline REF`` checked out into ``var/`` when g
 - **(b) intake**: the same request sequence, same way, against the product's intake.
 - **(c) steady**: ``--rate`` webhooks/s for ``--seconds`` (constant rate, wrk2-style schedule in the Lua
   script): achieved rate, p99, max, and *lost* = answered 200 but missing from the ledger, or not synced
-  (or skipped) once the worker drained the backlog.
+  (or skipped) once the worker drained the backlog (``--no-drain``: neither resolved nor with its task
+  waiting in the broker).
 - **(d) burst**: ``--burst`` webhooks in ``--burst-seconds``: the slowest answer, and lost.
 
 Targets: (b) >= 50% of (a)'s requests/s; (c) p99 < 100 ms and 0 lost; (d) max < 5 s.
@@ -342,6 +347,42 @@ class Service:
             self.redis_server.stop()
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` and its live descendants (uvicorn's workers, say)."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def cpu_snapshot(service: Service) -> dict[str, float]:
+    pids = {name: p.pid for name, p in service.processes.items()}
+    if service.redis_server is not None and service.redis_server.process is not None:
+        pids["redis"] = service.redis_server.process.pid
+    pids["stand-ins"] = os.getpid()
+    return {name: tree_cpu(pid) for name, pid in pids.items()}
+
+
+@contextmanager
+def cpu_of(service: Service, into: dict[str, Any]) -> Iterator[None]:
+    """CPU seconds each process spent during the block, into ``into["cpu_s"]``."""
+    before, start = cpu_snapshot(service), time.monotonic()
+    yield
+    after = cpu_snapshot(service)
+    into["cpu_s"] = {name: round(after[name] - before.get(name, 0.0), 2) for name in after}
+    into["wall_s"] = round(time.monotonic() - start, 2)
+
+
 @contextmanager
 def checkout(ref: str, work: Path) -> Iterator[Path]:
     """``ref`` of this repository as a detached worktree under ``work`` (removed afterwards)."""
@@ -365,7 +406,8 @@ def queued_call_ids(client: redis.Redis) -> set[str]:
     """Call ids whose sync task is in the broker: waiting in the queue, or held (unacked) by a worker."""
     raw = [json.loads(m) for m in client.lrange(QUEUE, 0, -1)]  # type: ignore[union-attr]
     raw += [json.loads(v)[0] for v in client.hvals("unacked")]  # type: ignore[union-attr]
-    return {json.loads(base64.b64decode(m["body"]))[0][0] for m in raw}
+    sync_calls = [m for m in raw if m["headers"].get("task") == "crm_sync.sync_call"]  # beat's share the queue
+    return {json.loads(base64.b64decode(m["body"]))[0][0] for m in sync_calls}
 
 
 def lost(ledger: Ledger, accepted: list[str], *, in_broker: set[str]) -> dict[str, int]:
@@ -403,36 +445,43 @@ def run_tree(label: str, service: Service, mix: Mix, options: LoadOptions, work:
     throughput_file = mix.write(work / f"{label}-throughput.tsv", max(200, 2000 * options.seconds))
     figures: dict[str, Any] = {}
     say(f"[{label}] (a) bare endpoint, {options.seconds} s")
-    figures["bare"] = wrk(
-        f"{service.bare}", throughput_file, connections=THROUGHPUT_CONNECTIONS, duration=options.seconds
-    )
+    cpu: dict[str, dict[str, Any]] = {name: {} for name in ("bare", "intake", "steady", "burst")}
+    with cpu_of(service, cpu["bare"]):
+        figures["bare"] = wrk(
+            f"{service.bare}", throughput_file, connections=THROUGHPUT_CONNECTIONS, duration=options.seconds
+        )
     say(f"[{label}] (b) intake, {options.seconds} s")
-    figures["intake"] = wrk(
-        f"{service.intake}", throughput_file, connections=THROUGHPUT_CONNECTIONS, duration=options.seconds
-    )
+    with cpu_of(service, cpu["intake"]):
+        figures["intake"] = wrk(
+            f"{service.intake}", throughput_file, connections=THROUGHPUT_CONNECTIONS, duration=options.seconds
+        )
     steady_n = options.rate * rate_seconds
     say(f"[{label}] (c) steady {options.rate}/s for {rate_seconds} s")
     steady_file = mix.write(work / f"{label}-steady.tsv", steady_n)
-    figures["steady"] = wrk(
-        service.intake,
-        steady_file,
-        connections=options.steady_connections,
-        duration=rate_seconds + 5,
-        rate=options.rate,
-        limit=steady_n,
-        timeout=rate_seconds + 10,
-    )
+    with cpu_of(service, cpu["steady"]):
+        figures["steady"] = wrk(
+            service.intake,
+            steady_file,
+            connections=options.steady_connections,
+            duration=rate_seconds + 5,
+            rate=options.rate,
+            limit=steady_n,
+            timeout=rate_seconds + 10,
+        )
     say(f"[{label}] (d) burst of {options.burst} in {options.burst_seconds} s")
     burst_file = mix.write(work / f"{label}-burst.tsv", options.burst)
-    figures["burst"] = wrk(
-        service.intake,
-        burst_file,
-        connections=options.burst_connections,
-        duration=options.burst_seconds + 10,
-        rate=max(1, options.burst // options.burst_seconds),
-        limit=options.burst,
-        timeout=options.burst_seconds + 15,
-    )
+    with cpu_of(service, cpu["burst"]):
+        figures["burst"] = wrk(
+            service.intake,
+            burst_file,
+            connections=options.burst_connections,
+            duration=options.burst_seconds + 10,
+            rate=max(1, options.burst // options.burst_seconds),
+            limit=options.burst,
+            timeout=options.burst_seconds + 15,
+        )
+    for name, spent in cpu.items():
+        figures[name].update(spent)
     ledger = service.ledger
     all_accepted = [c for name in ("intake", "steady", "burst") for c in figures[name]["accepted"]]
     figures["drain_seconds"] = None
@@ -494,6 +543,7 @@ def run(options: LoadOptions) -> dict[str, Any]:
                     service = Service(tree, run_work, boxes.env, busy_worker=options.busy_worker).start()
                     try:
                         results.setdefault(label, []).append(run_tree(label, service, mix, options, run_work))
+                        (work / "results.json").write_text(json.dumps(results, indent=2))  # kept if a later run fails
                     finally:
                         service.stop()
     return {
@@ -528,8 +578,8 @@ def contextlib_nullable(ref: str | None, work: Path) -> Iterator[Path | None]:
 def table(result: dict[str, Any]) -> str:
     rows = [
         "| tree | run | requests | req/s | p50 ms | p99 ms | max ms | statuses | errors "
-        "| lost (missing + not synced) |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |",
+        "| lost (missing + not synced) | CPU s: server / worker / redis / stand-ins |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
     ]
     names = {"bare": "(a) bare endpoint", "intake": "(b) intake", "steady": "(c) steady", "burst": "(d) burst"}
     verdicts = []
@@ -545,7 +595,7 @@ def table(result: dict[str, Any]) -> str:
                 rows.append(
                     f"| {tag} | {name} | {f['requests']} | {f['requests_per_second']} | {f['p50_ms']:.2f} | "
                     f"{f['p99_ms']:.2f} | {f['max_ms']:.2f} | {statuses} | "
-                    f"{f['socket_errors'] + f['timeouts']} | {lost_cell} |"
+                    f"{f['socket_errors'] + f['timeouts']} | {lost_cell} | {_cpu_cell(key, f)} |"
                 )
             for target in figures["targets"]:
                 verdicts.append(
@@ -554,6 +604,15 @@ def table(result: dict[str, Any]) -> str:
             verdicts.append(f"| {tag} | intake / bare requests/s | {figures['share_of_bare']} | |")
             verdicts.append(f"| {tag} | worker drain after the runs, s | {figures['drain_seconds']} | |")
     return "\n".join([*rows, "", "| tree | target | measured | met |", "| --- | --- | ---: | --- |", *verdicts])
+
+
+def _cpu_cell(run: str, figures: dict[str, Any]) -> str:
+    cpu = figures.get("cpu_s")
+    if not cpu:
+        return "–"
+    server = cpu.get("bare" if run == "bare" else "web", 0.0)
+    worker = cpu.get("worker", 0.0) + cpu.get("beat", 0.0)
+    return f"{server} / {worker} / {cpu.get('redis', 0.0)} / {cpu.get('stand-ins', 0.0)} in {figures['wall_s']} s"
 
 
 def _var_dir() -> Path:
