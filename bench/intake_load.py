@@ -482,6 +482,12 @@ def run_tree(label: str, service: Service, mix: Mix, options: LoadOptions, work:
         )
     for name, spent in cpu.items():
         figures[name].update(spent)
+        # The figure a shared machine does not move much: the server's CPU per answered request (how fast the
+        # server answers also depends on how much CPU the other processes on the machine leave it).
+        server = spent["cpu_s"].get("bare" if name == "bare" else "web", 0.0)
+        figures[name]["server_cpu_ms_per_request"] = (
+            round(server / figures[name]["requests"] * 1000, 3) if figures[name]["requests"] else None
+        )
     ledger = service.ledger
     all_accepted = [c for name in ("intake", "steady", "burst") for c in figures[name]["accepted"]]
     figures["drain_seconds"] = None
@@ -578,8 +584,8 @@ def contextlib_nullable(ref: str | None, work: Path) -> Iterator[Path | None]:
 def table(result: dict[str, Any]) -> str:
     rows = [
         "| tree | run | requests | req/s | p50 ms | p99 ms | max ms | statuses | errors "
-        "| lost (missing + not synced) | CPU s: server / worker / redis / stand-ins |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |",
+        "| lost (missing + not synced) | server CPU ms/request | CPU s: server / worker / redis / wrk + stand-ins |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |",
     ]
     names = {"bare": "(a) bare endpoint", "intake": "(b) intake", "steady": "(c) steady", "burst": "(d) burst"}
     verdicts = []
@@ -595,7 +601,8 @@ def table(result: dict[str, Any]) -> str:
                 rows.append(
                     f"| {tag} | {name} | {f['requests']} | {f['requests_per_second']} | {f['p50_ms']:.2f} | "
                     f"{f['p99_ms']:.2f} | {f['max_ms']:.2f} | {statuses} | "
-                    f"{f['socket_errors'] + f['timeouts']} | {lost_cell} | {_cpu_cell(key, f)} |"
+                    f"{f['socket_errors'] + f['timeouts']} | {lost_cell} | {f.get('server_cpu_ms_per_request')} | "
+                    f"{_cpu_cell(key, f)} |"
                 )
             for target in figures["targets"]:
                 verdicts.append(
