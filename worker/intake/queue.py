@@ -36,7 +36,7 @@ ENQUEUE_FROM = {None: True, State.FAILED: True}
 #: Redis timeouts of the intake's client (seconds), as the runtime's: a hung Redis costs a request little.
 SOCKET_TIMEOUT = 3.0
 CONNECT_TIMEOUT = 2.0
-#: Redis connections per intake process (a request waits up to SOCKET_TIMEOUT for one).
+#: Redis connections per intake process (a request waits for one, as long as it takes).
 POOL_SIZE = 16
 
 # KEYS: the accept script's 7 (call, history, 5 state sets), hints hash, hint order list, queue list.
@@ -117,11 +117,13 @@ class IntakeQueue:
         script = self._clients.get(loop)
         if script is None:
             # Bounded: in a burst, requests wait for one of POOL_SIZE connections (Redis answers each in
-            # microseconds) rather than each opening its own, which costs more than the accept itself.
+            # microseconds) rather than each opening its own, which costs more than the accept itself. The
+            # wait itself is not timed out: Twenty2 does not redeliver, so a late 200 beats a 503 (a hung
+            # Redis still fails each command after SOCKET_TIMEOUT, and then answers 503).
             pool = aioredis.BlockingConnectionPool.from_url(
                 self.runtime.settings.redis_url,
                 max_connections=POOL_SIZE,
-                timeout=SOCKET_TIMEOUT,
+                timeout=None,
                 socket_timeout=SOCKET_TIMEOUT,
                 socket_connect_timeout=CONNECT_TIMEOUT,
                 health_check_interval=10,
