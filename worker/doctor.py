@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 import redis
 import requests
 
+from worker import retry
 from worker.errors import SyncError
+from worker.redis_clients import redis_client
 from worker.settings import Settings
 
 if TYPE_CHECKING:
@@ -262,7 +264,7 @@ def check_salesforce(settings: Settings, dates: _Dates) -> list[Check]:
 
 
 def check_redis(settings: Settings, client: redis.Redis | None = None) -> list[Check]:
-    client = client or redis.Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=2)
+    client = client or redis_client(settings, purpose="doctor", policy=retry.ONCE)
     try:
         client.ping()
     except redis.RedisError as exc:

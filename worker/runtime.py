@@ -14,6 +14,8 @@ from worker.celery_app import make_celery
 from worker.ledger import Ledger
 from worker.logs import register_secrets
 from worker.personal import PersonalData
+from worker.redis_clients import redis_client
+from worker.retry import REDIS, REDIS_INTAKE, Backoff
 from worker.salesforce.budget import ApiBudget
 from worker.salesforce.lead_cache import LeadCache
 from worker.settings import Settings
@@ -25,6 +27,9 @@ if TYPE_CHECKING:
 @dataclass
 class Runtime:
     settings: Settings
+    #: Who uses this runtime: ``intake`` (the web process: Redis retries short enough for Twenty2's 5 s) or
+    #: ``app`` (worker, beat, CLI).
+    purpose: str = "app"
     _services: Services | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -48,9 +53,7 @@ class Runtime:
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(
-            self.settings.redis_url, socket_timeout=3, socket_connect_timeout=2, health_check_interval=10
-        )
+        return redis_client(self.settings, purpose=self.purpose, policy=POLICIES.get(self.purpose))
 
     @cached_property
     def ledger(self) -> Ledger:
@@ -93,14 +96,18 @@ class Runtime:
             return self._services
 
 
+#: Redis retry policy per runtime purpose.
+POLICIES: dict[str, Backoff] = {"app": REDIS, "intake": REDIS_INTAKE}
+
 _runtime: Runtime | None = None
 _runtime_lock = threading.Lock()
 
 
-def get_runtime() -> Runtime:
-    """The process-wide runtime (worker and web processes), built from the environment on first use."""
+def get_runtime(purpose: str = "app") -> Runtime:
+    """The process-wide runtime (worker and web processes), built from the environment on first use
+    (``purpose``: see ``Runtime.purpose``; the first caller's counts)."""
     global _runtime
     with _runtime_lock:
         if _runtime is None:
-            _runtime = Runtime(Settings())
+            _runtime = Runtime(Settings(), purpose=purpose)
         return _runtime

@@ -1,4 +1,5 @@
-"""What beat runs: due retries and lost tasks back to the queue, and automatic replays of retryable failures.
+"""What beat runs: a dead worker's calls, due retries and lost tasks back to the queue, and automatic
+replays of retryable failures.
 
 Long waits are due times in the ledger (``Ledger.retry_later``), never Celery countdowns; ``sweep`` is what
 turns a due time into a queued task again.
@@ -12,13 +13,16 @@ import structlog
 
 from worker.ledger import State
 from worker.runtime import Runtime
+from worker.sync import holders
 
 log = structlog.get_logger(__name__)
 
 
 def sweep(runtime: Runtime) -> int:
-    """Enqueue calls whose retry time has come, and calls whose task was lost (queued/syncing too long)."""
+    """Enqueue the calls of dead workers (``worker.sync.holders``), calls whose retry time has come, and
+    calls whose task was lost otherwise (queued/syncing too long)."""
     ledger = runtime.ledger
+    reclaimed = holders.reclaim(runtime.redis, ledger, runtime.enqueue)
     due = ledger.claim_due()
     stale_before = time.time() - 2 * runtime.settings.celery_visibility_timeout
     stale = ledger.stale(stale_before)
@@ -31,9 +35,9 @@ def sweep(runtime: Runtime) -> int:
         if call_id in stale:
             ledger.touch(call_id)
             ledger.note(call_id, "requeued_stale")
-    if due or stale:
-        log.info("sweep.enqueued", due=len(due), stale=len(stale))
-    return len(due) + len(stale)
+    if due or stale or reclaimed:
+        log.info("sweep.enqueued", due=len(due), stale=len(stale), dead_workers=len(reclaimed))
+    return len(due) + len(stale) + len(reclaimed)
 
 
 def replay_retryable(runtime: Runtime, limit: int = 1000) -> int:

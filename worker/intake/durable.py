@@ -1,0 +1,72 @@
+"""An answered webhook survives the loss of the Redis primary: before the intake answers 200, the ledger
+record and the queued task have reached at least one replica (``WAIT``), when the primary has replicas.
+
+``ReplicaConfirm.confirm()`` is one round trip on one connection: a tiny write (the ``crm-sync:intake:mark``
+key) and ``WAIT 1 <REDIS_WAIT_REPLICAS_MS>``. Redis replicates one ordered stream, so a replica that has
+this connection's write also has every write that completed before it, on any connection: the ledger
+record and the task message the intake wrote just before. 0 replicas within the timeout → False (the
+intake answers 503, the sender retries). Without replicas (a single Redis, or a managed one that hides
+them) there is nothing to wait for: whether the primary has replicas is read from ``INFO replication`` at
+most every ``CHECK_EVERY`` seconds.
+
+Not guaranteed (see README, "Redis topologies"): WAIT is not strong consistency; a failover may still
+promote a replica that lacked the write (Sentinel picks the most up-to-date reachable one, but a partition
+can make an older one win), and a write answered 503 may still be in Redis and get synced (harmless: the
+retried webhook finds it and the sync is idempotent).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import redis
+import structlog
+
+from worker.redis_clients import has_replicas
+
+log = structlog.get_logger(__name__)
+
+MARK = "crm-sync:intake:mark"
+CHECK_EVERY = 5.0
+
+
+class ReplicaConfirm:
+    """Confirms that this process's accepted writes reached a replica (see the module docstring)."""
+
+    def __init__(self, client: redis.Redis, *, timeout_ms: int) -> None:
+        self.client = client
+        self.timeout_ms = timeout_ms
+        self._lock = threading.Lock()
+        self._replicas: bool | None = None
+        self._checked_at = 0.0
+
+    def confirm(self) -> bool:
+        """True when a replica has the writes made so far, or when there is no replica to wait for."""
+        if self.timeout_ms <= 0 or not self._has_replicas():
+            return True
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(MARK, repr(time.time()))
+        pipe.execute_command("WAIT", 1, self.timeout_ms)
+        _, acked = pipe.execute()
+        if int(acked) >= 1:
+            return True
+        with self._lock:
+            self._checked_at = 0.0  # look again at once: the replicas may be gone for good
+        log.warning("intake.not_replicated", timeout_ms=self.timeout_ms)
+        return False
+
+    def _has_replicas(self) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            fresh = self._replicas is not None and now - self._checked_at < CHECK_EVERY
+            if fresh:
+                return bool(self._replicas)
+        found = has_replicas(self.client)
+        with self._lock:
+            self._replicas, self._checked_at = found, now
+        return found
+
+    def status(self) -> dict[str, Any]:
+        return {"timeout_ms": self.timeout_ms, "replicas": self._replicas}

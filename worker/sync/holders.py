@@ -1,0 +1,152 @@
+"""Which worker holds which call, and the return of a dead worker's calls within seconds.
+
+Redis redelivers a killed worker's unacknowledged task only after the visibility timeout (15 min by
+default), and the stale sweep waits twice that. This module closes the gap:
+
+- A worker marks a call as held (``hold``) when it *receives* the task (Celery's ``task_received``: also
+  the prefetched ones it has not started) and drops the mark when the task ends (``drop``). Keys:
+  ``crm-sync:holds:{owner}`` (sorted set of call ids by the time taken) and ``crm-sync:holders`` (sorted set
+  of owners by their last hold). ``owner`` is ``worker.heartbeat.owner_id()``; the call lock's value starts
+  with it too (``lock_token``), so the sweep can tell whose a lock is.
+- Each worker keeps a liveness key (``worker.heartbeat``, ``LIVE_TTL`` 10 s, rewritten every 2 s).
+- Beat's sweep (``reclaim``, every 5 s) decides which holders are dead (``decide``, pure): no liveness key,
+  and still none ``GRACE`` seconds after it was first found missing (``crm-sync:suspects``: a key lost in
+  a Redis failover is rewritten by its live worker within one beat, so a live worker is never declared
+  dead for one missing read). For each call a dead owner held that is not resolved: its lock is deleted if
+  (and only if) it is still the dead owner's, and the call is queued again as a fresh task.
+
+Why no duplicates: the later redelivery of the dead worker's own message (after the visibility timeout)
+finds the call resolved in the ledger and does nothing; a Task the dead worker wrote before dying is found
+again by the upsert on its external id. Worst case from a SIGKILL to the call queued again: ``LIVE_TTL`` +
+one sweep + ``GRACE`` rounded up to sweeps, about 25 s; the chaos run prints the measured kill→sync delay.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis
+import structlog
+
+from worker import heartbeat
+from worker.ledger import RESOLVED
+
+log = structlog.get_logger(__name__)
+
+HOLDS = "crm-sync:holds:"
+HOLDERS = "crm-sync:holders"
+SUSPECTS = "crm-sync:suspects"
+#: Seconds a holder's liveness key must stay missing, after the sweep first saw it missing, to be dead.
+GRACE = 8.0
+#: A suspect seen alive again is cleared; one never seen again is dropped after this long.
+FORGET_SUSPECT_AFTER = 3600.0
+
+# Delete a call lock only if it is still the dead owner's (its value starts with "owner|").
+# KEYS: lock. ARGV: owner prefix.
+_FREE_IF_OWNED = """
+local value = redis.call('GET', KEYS[1])
+if value and string.sub(value, 1, string.len(ARGV[1])) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+def lock_key(call_id: str) -> str:
+    """The per-call guard's lock (``worker.sync.core.call_lock``)."""
+    return f"crm-sync:lock:{call_id}"
+
+
+def lock_token(owner: str | None) -> str:
+    """A call lock's value: the holder's owner id and a random part (``{owner}|{hex}``; ``-`` without)."""
+    return f"{owner or '-'}|{uuid.uuid4().hex}"
+
+
+def hold(client: redis.Redis, owner: str, call_id: str, now: float | None = None) -> None:
+    """``owner`` has received the task of ``call_id`` (one round trip)."""
+    now = time.time() if now is None else now
+    pipe = client.pipeline(transaction=False)
+    pipe.zadd(HOLDS + owner, {call_id: now})
+    pipe.zadd(HOLDERS, {owner: now})
+    pipe.execute()
+
+
+def drop(client: redis.Redis, owner: str, call_id: str) -> None:
+    """``owner``'s task of ``call_id`` ended (whatever its outcome)."""
+    client.zrem(HOLDS + owner, call_id)
+
+
+def held(client: redis.Redis, owner: str) -> list[str]:
+    """The calls ``owner`` holds now."""
+    return [_s(m) for m in cast(list[Any], client.zrange(HOLDS + owner, 0, -1))]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one sweep concludes: owners now dead, newly suspected (missing for the first time), cleared."""
+
+    dead: list[str]
+    suspected: list[str]
+    cleared: list[str]
+
+
+def decide(
+    holders: list[str], alive: set[str], suspects: dict[str, float], now: float, grace: float = GRACE
+) -> Verdict:
+    """Pure: a holder with a liveness key is alive (a suspicion of it is cleared); one without is suspected
+    when first seen so, and dead once it has been suspected for ``grace`` seconds."""
+    dead, suspected = [], []
+    for owner in holders:
+        if owner in alive:
+            continue
+        since = suspects.get(owner)
+        if since is None:
+            suspected.append(owner)
+        elif now - since >= grace:
+            dead.append(owner)
+    cleared = [owner for owner in suspects if owner in alive or (owner not in holders and owner not in dead)]
+    return Verdict(dead=dead, suspected=suspected, cleared=cleared)
+
+
+def reclaim(client: redis.Redis, ledger: Any, enqueue: Any, now: float | None = None) -> list[str]:
+    """One sweep: queue again the unresolved calls of dead holders (see the module docstring). Returns them.
+    ``ledger``: a ``worker.ledger.Ledger``; ``enqueue(call_id)`` queues a fresh task."""
+    now = time.time() if now is None else now
+    # Holders whose last hold is old and who hold nothing are forgotten (a worker that stopped cleanly).
+    holders = [_s(m) for m in cast(list[Any], client.zrange(HOLDERS, 0, -1))]
+    for owner in holders:
+        if not client.exists(HOLDS + owner):
+            client.zrem(HOLDERS, owner)
+    holders = [owner for owner in holders if client.exists(HOLDS + owner)]
+    suspects = {_s(k): float(_s(v)) for k, v in cast(dict[Any, Any], client.hgetall(SUSPECTS)).items()}
+    verdict = decide(holders, heartbeat.alive(client, holders), suspects, now)
+    if verdict.suspected:
+        client.hset(SUSPECTS, mapping=dict.fromkeys(verdict.suspected, repr(now)))
+    stale_suspects = [o for o, since in suspects.items() if now - since > FORGET_SUSPECT_AFTER]
+    if verdict.cleared or stale_suspects:
+        client.hdel(SUSPECTS, *{*verdict.cleared, *stale_suspects})
+    requeued: list[str] = []
+    for owner in verdict.dead:
+        calls = held(client, owner)
+        for call_id in calls:
+            record = ledger.get(call_id)
+            if record is not None and record.state in RESOLVED:
+                continue  # finished before it died: its own redelivery will find it resolved too
+            client.eval(_FREE_IF_OWNED, 1, lock_key(call_id), f"{owner}|")
+            enqueue(call_id)
+            ledger.note(call_id, "requeued_dead_worker", worker=owner)
+            requeued.append(call_id)
+        pipe = client.pipeline(transaction=False)
+        pipe.delete(HOLDS + owner)
+        pipe.zrem(HOLDERS, owner)
+        pipe.hdel(SUSPECTS, owner)
+        pipe.execute()
+        log.warning("sweep.dead_worker", worker=owner, held=len(calls), requeued=sum(c in requeued for c in calls))
+    return requeued
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
