@@ -15,6 +15,7 @@ from worker.ledger import Ledger
 from worker.logs import register_secrets
 from worker.personal import PersonalData
 from worker.redis_clients import redis_client
+from worker.replicas import ReplicaConfirm
 from worker.retry import REDIS, REDIS_INTAKE, Backoff
 from worker.salesforce.budget import ApiBudget
 from worker.salesforce.lead_cache import LeadCache
@@ -54,6 +55,11 @@ class Runtime:
     @cached_property
     def redis(self) -> redis.Redis:
         return redis_client(self.settings, purpose=self.purpose, policy=POLICIES.get(self.purpose))
+
+    @cached_property
+    def replicas(self) -> ReplicaConfirm:
+        """Confirms that writes so far reached a replica (``worker.replicas``; a no-op without replicas)."""
+        return ReplicaConfirm(self.redis, timeout_ms=self.settings.redis_wait_replicas_ms)
 
     @cached_property
     def ledger(self) -> Ledger:

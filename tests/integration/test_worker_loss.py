@@ -66,9 +66,7 @@ def test_a_killed_workers_calls_are_synced_by_another_within_a_minute(
         boxes.twenty2.clear_faults()
         stack.start("worker-2", entry="worker")
         _wait(lambda: all((r := ledger.get(c)) and r.state is State.SYNCED for c in call_ids), 90, every=0.5)
-        synced_at = max(
-            e["at"] for c in call_ids for e in ledger.history(c) if e.get("state") == State.SYNCED.value
-        )
+        synced_at = max(e["at"] for c in call_ids for e in ledger.history(c) if e.get("state") == State.SYNCED.value)
         delay = synced_at - killed_at
         print(f"kill → last of {CALLS} calls synced: {delay:.1f} s")
         assert delay < 60

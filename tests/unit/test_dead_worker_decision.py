@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from worker.sync.holders import GRACE, decide, lock_token
+import json
+from pathlib import Path
+
+from worker.sync.holders import GRACE, call_of, decide, lock_token
 
 
 def test_a_holder_with_a_liveness_key_is_alive_and_its_suspicion_cleared() -> None:
@@ -45,3 +48,19 @@ def test_a_lock_token_names_its_owner_and_is_unique() -> None:
     first, second = lock_token("host:12:ab"), lock_token("host:12:ab")
     assert first.startswith("host:12:ab|") and second.startswith("host:12:ab|") and first != second
     assert lock_token(None).startswith("-|")
+
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "kombu"
+
+
+def test_an_unacked_sync_message_names_its_call() -> None:
+    """A real kombu ``unacked`` entry (a chaos run's worker was killed right after taking it)."""
+    raw = (FIXTURES / "unacked_sync_call.json").read_bytes().strip()
+    assert call_of(raw) == "e03a6b0c0acc35a0f3af1bd5"
+
+
+def test_other_unacked_entries_name_no_call() -> None:
+    raw = json.loads((FIXTURES / "unacked_sync_call.json").read_text())
+    raw[0]["headers"]["task"] = "crm_sync.sweep"
+    assert call_of(json.dumps(raw)) is None
+    assert call_of(b"not json") is None and call_of("[]") is None and call_of('[{"headers": {}}]') is None

@@ -6,7 +6,7 @@ credentials, so a forged body can at most make us sync a real call again (idempo
 Order per webhook request: flood check (429) → shared secret (401, before the body is read) → body read
 under the cap (413) → signature when configured (401) → content type (415) → strict JSON (400) →
 payload (422) → ledger and queue (503 when Redis cannot take it) → a replica has them, when there are
-replicas (``worker.intake.durable``; 503 if none confirmed) → 200 queued / duplicate / ignored.
+replicas (``worker.replicas``; 503 if none confirmed) → 200 queued / duplicate / ignored.
 Authentication rules: ``worker.intake.auth``; flood control: ``worker.intake.flood``.
 
 Every error answer is ``{"success": false, "error": {"code", "message", ...}}``, for any input.
@@ -32,7 +32,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from worker.intake.auth import MESSAGES, UNAUTHORIZED, IntakeAuth
-from worker.intake.durable import ReplicaConfirm
 from worker.intake.flood import FloodGuard, parse_networks
 from worker.ledger import State
 from worker.logs import configure_logging, register_secrets
@@ -147,17 +146,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app = FastAPI(title="crm-sync intake", version="0.1.0", description=__doc__)
     rt = runtime
     guards: list[Guards] = []
-    replicas: list[ReplicaConfirm] = []
 
     def current() -> Runtime:
         return rt or get_runtime("intake")
-
-    def replicated() -> bool:
-        """The accepted writes reached a replica, when there are replicas (``worker.intake.durable``)."""
-        if not replicas:
-            runtime = current()
-            replicas.append(ReplicaConfirm(runtime.redis, timeout_ms=runtime.settings.redis_wait_replicas_ms))
-        return replicas[0].confirm()
 
     def security() -> Guards:
         # Built on first use: the process-wide runtime may not exist yet when the app is created.
@@ -220,7 +211,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
                 phone, lead_id = event.lead_hint(runtime.settings.crm_sync_lead_id_param)
                 runtime.lead_cache.hint(call_id, phone=phone, lead_id=lead_id)
                 runtime.enqueue(call_id)
-            if not replicated():
+            if not runtime.replicas.confirm():  # a replica has the record and the task (worker.replicas)
                 return _error(503, "NOT_REPLICATED", "no Redis replica confirmed the call in time; retry later")
         except Exception as exc:
             log.error("intake.enqueue_failed", call_id=call_id, error=type(exc).__name__)

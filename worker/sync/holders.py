@@ -15,6 +15,13 @@ default), and the stale sweep waits twice that. This module closes the gap:
   dead for one missing read). For each call a dead owner held that is not resolved: its lock is deleted if
   (and only if) it is still the dead owner's, and the call is queued again as a fresh task.
 
+A worker can also die in the instant between taking a message from Redis (kombu moves it to its
+``unacked`` hash) and marking it held. The sweep therefore also looks at kombu's ``unacked`` messages older
+than ``ORPHAN_AFTER`` whose call no live worker holds and the ledger has not resolved (``orphans``): it
+queues each such call again and removes the message from ``unacked`` (what kombu's own restore would do
+after the visibility timeout, minutes earlier). A live worker's message it takes by mistake (its hold
+already dropped, its ack not yet sent) only costs one more task, which the per-call guard turns away.
+
 Why no duplicates: the later redelivery of the dead worker's own message (after the visibility timeout)
 finds the call resolved in the ledger and does nothing; a Task the dead worker wrote before dying is found
 again by the upsert on its external id. Worst case from a SIGKILL to the call queued again: ``LIVE_TTL`` +
@@ -23,6 +30,9 @@ one sweep + ``GRACE`` rounded up to sweeps, about 25 s; the chaos run prints the
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import time
 import uuid
 from dataclasses import dataclass
@@ -41,6 +51,13 @@ HOLDERS = "crm-sync:holders"
 SUSPECTS = "crm-sync:suspects"
 #: Seconds a holder's liveness key must stay missing, after the sweep first saw it missing, to be dead.
 GRACE = 8.0
+#: kombu's Redis transport: delivered, not yet acknowledged messages (hash by delivery tag, sorted set by time).
+UNACKED = "unacked"
+UNACKED_INDEX = "unacked_index"
+#: An unacked message no live worker holds is an orphan after this many seconds (never a worker's message
+#: in the milliseconds between its delivery and its hold).
+ORPHAN_AFTER = 15.0
+SYNC_TASK = "crm_sync.sync_call"
 #: A suspect seen alive again is cleared; one never seen again is dropped after this long.
 FORGET_SUSPECT_AFTER = 3600.0
 
@@ -111,6 +128,39 @@ def decide(
     return Verdict(dead=dead, suspected=suspected, cleared=cleared)
 
 
+def call_of(raw: bytes | str) -> str | None:
+    """Pure: the call id of a kombu ``unacked`` entry (``[message, exchange, routing_key]``) when it is a
+    ``crm_sync.sync_call`` task (protocol 2: the body is base64 JSON ``[args, kwargs, embed]``), else None."""
+    try:
+        message = json.loads(raw)[0]
+        if message.get("headers", {}).get("task") != SYNC_TASK:
+            return None
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        args = json.loads(body)[0]
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError, binascii.Error):
+        return None
+    return str(args[0]) if isinstance(args, list) and args and isinstance(args[0], str) else None
+
+
+def orphans(client: redis.Redis, live: list[str], now: float, older_than: float = ORPHAN_AFTER) -> dict[str, str]:
+    """Delivery tag → call id of the ``unacked`` sync messages older than ``older_than`` that none of the
+    ``live`` owners holds."""
+    tags = [_s(t) for t in cast(list[Any], client.zrangebyscore(UNACKED_INDEX, "-inf", now - older_than))]
+    if not tags:
+        return {}
+    raws = cast(list[Any], client.hmget(UNACKED, tags))
+    calls = {tag: call for tag, raw in zip(tags, raws, strict=True) if raw and (call := call_of(raw))}
+    if not calls:
+        return {}
+    pipe = client.pipeline(transaction=False)
+    for owner in live:
+        pipe.zrange(HOLDS + owner, 0, -1)
+    held_now = {_s(m) for members in pipe.execute() for m in members}
+    return {tag: call for tag, call in calls.items() if call not in held_now}
+
+
 def reclaim(client: redis.Redis, ledger: Any, enqueue: Any, now: float | None = None) -> list[str]:
     """One sweep: queue again the unresolved calls of dead holders (see the module docstring). Returns them.
     ``ledger``: a ``worker.ledger.Ledger``; ``enqueue(call_id)`` queues a fresh task."""
@@ -145,6 +195,18 @@ def reclaim(client: redis.Redis, ledger: Any, enqueue: Any, now: float | None = 
         pipe.hdel(SUSPECTS, owner)
         pipe.execute()
         log.warning("sweep.dead_worker", worker=owner, held=len(calls), requeued=sum(c in requeued for c in calls))
+    live = [owner for owner in holders if owner not in verdict.dead]
+    for tag, call_id in orphans(client, live, now).items():
+        record = ledger.get(call_id)
+        if call_id not in requeued and (record is None or record.state not in RESOLVED):
+            enqueue(call_id)
+            ledger.note(call_id, "requeued_orphan_message")
+            requeued.append(call_id)
+        pipe = client.pipeline(transaction=False)
+        pipe.hdel(UNACKED, tag)
+        pipe.zrem(UNACKED_INDEX, tag)
+        pipe.execute()
+        log.warning("sweep.orphan_message", call_id=call_id, requeued=call_id in requeued)
     return requeued
 
 

@@ -45,6 +45,8 @@ def sync_and_record(runtime: Runtime, call_id: str) -> str:
             log.info("sync.already_resolved", call_id=call_id, state=record.state.value)
             return "resolved"
         ledger.start(call_id)
+        if not runtime.replicas.confirm():  # the lock and ``syncing`` on a replica first (worker.replicas)
+            log.warning("sync.guard_not_replicated", call_id=call_id)
         structlog.contextvars.bind_contextvars(call_id=call_id)
         try:
             core.check_budget(runtime)

@@ -26,11 +26,14 @@ def sweep(runtime: Runtime) -> int:
     due = ledger.claim_due()
     stale_before = time.time() - 2 * runtime.settings.celery_visibility_timeout
     stale = ledger.stale(stale_before)
-    for call_id in due + stale:
+    for n, call_id in enumerate(due + stale):
         try:
             runtime.enqueue(call_id)
         except Exception:
-            ledger.unclaim(call_id, time.time() + 5)
+            # Every claimed call not queued yet goes back to the due set (not only this one: the rest would
+            # otherwise wait for the stale sweep, 2 × the visibility timeout).
+            for unqueued in due[n:]:
+                ledger.unclaim(unqueued, time.time() + 5)
             raise
         if call_id in stale:
             ledger.touch(call_id)

@@ -1,7 +1,13 @@
-"""An answered webhook survives the loss of the Redis primary: before the intake answers 200, the ledger
-record and the queued task have reached at least one replica (``WAIT``), when the primary has replicas.
+"""Writes that must survive the loss of the Redis primary reach a replica first (``WAIT``), when the
+primary has replicas. Two users:
 
-``ReplicaConfirm.confirm()`` is one round trip on one connection: a tiny write (the ``crm-sync:intake:mark``
+- the intake, before it answers 200: the ledger record and the queued task are on a replica (503 if no
+  replica confirmed in time, so the sender retries);
+- the per-call guard (``worker.sync.stream``), before a sync reads or writes anything: the call's lock and
+  its ``syncing`` state are on a replica, so a failover cannot hand the call to a second worker while the
+  first one writes it (a redelivered copy of the task then finds the lock held).
+
+``ReplicaConfirm.confirm()`` is one round trip on one connection: a tiny write (the ``crm-sync:replica-mark``
 key) and ``WAIT 1 <REDIS_WAIT_REPLICAS_MS>``. Redis replicates one ordered stream, so a replica that has
 this connection's write also has every write that completed before it, on any connection: the ledger
 record and the task message the intake wrote just before. 0 replicas within the timeout → False (the
@@ -28,7 +34,7 @@ from worker.redis_clients import has_replicas
 
 log = structlog.get_logger(__name__)
 
-MARK = "crm-sync:intake:mark"
+MARK = "crm-sync:replica-mark"
 CHECK_EVERY = 5.0
 
 
@@ -54,7 +60,7 @@ class ReplicaConfirm:
             return True
         with self._lock:
             self._checked_at = 0.0  # look again at once: the replicas may be gone for good
-        log.warning("intake.not_replicated", timeout_ms=self.timeout_ms)
+        log.warning("redis.not_replicated", timeout_ms=self.timeout_ms)
         return False
 
     def _has_replicas(self) -> bool:
