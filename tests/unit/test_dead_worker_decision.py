@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from worker.sync.holders import GRACE, call_of, decide, lock_token
+from worker.sync.holders import GRACE, call_of, decide, lock_token, queued_call
 
 
 def test_a_holder_with_a_liveness_key_is_alive_and_its_suspicion_cleared() -> None:
@@ -64,3 +64,10 @@ def test_other_unacked_entries_name_no_call() -> None:
     raw[0]["headers"]["task"] = "crm_sync.sweep"
     assert call_of(json.dumps(raw)) is None
     assert call_of(b"not json") is None and call_of("[]") is None and call_of('[{"headers": {}}]') is None
+
+
+def test_a_queued_message_names_its_call() -> None:
+    """A message waiting in the queue list is the unacked entry's first element, unwrapped."""
+    message = json.loads((FIXTURES / "unacked_sync_call.json").read_text())[0]
+    assert queued_call(json.dumps(message).encode()) == "e03a6b0c0acc35a0f3af1bd5"
+    assert queued_call(b"{") is None

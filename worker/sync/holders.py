@@ -22,6 +22,13 @@ queues each such call again and removes the message from ``unacked`` (what kombu
 after the visibility timeout, minutes earlier). A live worker's message it takes by mistake (its hold
 already dropped, its ack not yet sent) only costs one more task, which the per-call guard turns away.
 
+Last, a message can vanish altogether: a worker (or the primary, in a failover) dies between kombu's
+BRPOP and its ``unacked`` write, so the message is in no queue, in no ``unacked`` hash, and in nobody's
+holds; or a task ends without recording (its Redis writes failed past their retries). ``lost`` finds such
+calls: queued or syncing in the ledger, not due, untouched for ``LOST_AFTER`` seconds, not locked (nobody
+syncs it), and whose task is neither in ``unacked`` nor waiting in the queue (read whole while it is
+shorter than ``QUEUE_SCAN_LIMIT``; a longer backlog leaves it to the stale sweep).
+
 Why no duplicates: the later redelivery of the dead worker's own message (after the visibility timeout)
 finds the call resolved in the ledger and does nothing; a Task the dead worker wrote before dying is found
 again by the upsert on its external id. Worst case from a SIGKILL to the call queued again: ``LIVE_TTL`` +
@@ -58,6 +65,13 @@ UNACKED_INDEX = "unacked_index"
 #: in the milliseconds between its delivery and its hold).
 ORPHAN_AFTER = 15.0
 SYNC_TASK = "crm_sync.sync_call"
+#: A queued/syncing call untouched this long, whose task is nowhere, is re-queued (``lost``).
+LOST_AFTER = 30.0
+#: The queue is read whole only while it holds fewer messages than this.
+QUEUE_SCAN_LIMIT = 20_000
+#: kombu's Redis priority lists of a queue: the bare name (priority 0, what we publish) and the others.
+_PRIORITY_SEPARATOR = "\x06\x16"
+_PRIORITY_STEPS = (3, 6, 9)
 #: A suspect seen alive again is cleared; one never seen again is dropped after this long.
 FORGET_SUSPECT_AFTER = 3600.0
 
@@ -161,7 +175,39 @@ def orphans(client: redis.Redis, live: list[str], now: float, older_than: float 
     return {tag: call for tag, call in calls.items() if call not in held_now}
 
 
-def reclaim(client: redis.Redis, ledger: Any, enqueue: Any, now: float | None = None) -> list[str]:
+def lost(client: redis.Redis, ledger: Any, queue: str, now: float) -> list[str]:
+    """Calls whose task vanished (see the module docstring): to be queued again."""
+    candidates = ledger.stale(now - LOST_AFTER)
+    if not candidates:
+        return []
+    keys = [queue, *(f"{queue}{_PRIORITY_SEPARATOR}{step}" for step in _PRIORITY_STEPS)]
+    pipe = client.pipeline(transaction=False)
+    for key in keys:
+        pipe.llen(key)
+    if sum(int(n) for n in pipe.execute()) > QUEUE_SCAN_LIMIT:
+        return []  # a long backlog: the stale sweep is the fallback
+    pipe = client.pipeline(transaction=False)
+    for call_id in candidates:
+        pipe.exists(lock_key(call_id))
+    pipe.hvals(UNACKED)
+    for key in keys:
+        pipe.lrange(key, 0, -1)
+    results = pipe.execute()
+    n = len(candidates)
+    locked = {call_id for call_id, found in zip(candidates, results[:n], strict=True) if found}
+    unacked = {call for raw in results[n] if (call := call_of(raw))}
+    waiting = {call for items in results[n + 1 :] for raw in items if (call := queued_call(raw))}
+    return [c for c in candidates if c not in locked and c not in unacked and c not in waiting]
+
+
+def queued_call(raw: bytes | str) -> str | None:
+    """The call id of a message waiting in a kombu queue list (the message itself, not wrapped)."""
+    return call_of(b"[" + (raw if isinstance(raw, bytes) else raw.encode()) + b"]")
+
+
+def reclaim(
+    client: redis.Redis, ledger: Any, enqueue: Any, now: float | None = None, queue: str = "crm-sync"
+) -> list[str]:
     """One sweep: queue again the unresolved calls of dead holders (see the module docstring). Returns them.
     ``ledger``: a ``worker.ledger.Ledger``; ``enqueue(call_id)`` queues a fresh task."""
     now = time.time() if now is None else now
@@ -207,6 +253,14 @@ def reclaim(client: redis.Redis, ledger: Any, enqueue: Any, now: float | None = 
         pipe.zrem(UNACKED_INDEX, tag)
         pipe.execute()
         log.warning("sweep.orphan_message", call_id=call_id, requeued=call_id in requeued)
+    for call_id in lost(client, ledger, queue, now):
+        if call_id in requeued:
+            continue
+        enqueue(call_id)
+        ledger.touch(call_id)
+        ledger.note(call_id, "requeued_lost_message")
+        requeued.append(call_id)
+        log.warning("sweep.lost_message", call_id=call_id)
     return requeued
 
 
