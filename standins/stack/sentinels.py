@@ -194,16 +194,19 @@ class SentinelTopology:
         return node
 
     def wait_new_primary(self, old: Node, timeout: float = 30.0) -> Node:
-        """Until the Sentinels name another primary and it answers as a master."""
+        """Until another node has been promoted (answers as a master; the Sentinels' own view of the
+        switch reaches each of them a little later)."""
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                port = self.primary_port()
-                info = cast(dict[str, Any], self.node_client(self.node_on(port)).info("replication"))
-                if port != old.port and info["role"] == "master":
-                    return self.node_on(port)
-            except (redis.RedisError, RuntimeError, StopIteration):
-                pass
+            for node in self.nodes:
+                if node is old or not node.alive:
+                    continue
+                try:
+                    info = cast(dict[str, Any], self.node_client(node).info("replication"))
+                except redis.RedisError:
+                    continue
+                if info["role"] == "master":
+                    return node
             if time.monotonic() > deadline:
                 raise RuntimeError(f"no new primary within {timeout:.0f}s")
             time.sleep(0.1)
