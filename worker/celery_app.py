@@ -45,6 +45,9 @@ def make_celery(settings: Settings) -> Celery:
             "interval_max": 0.5,
         },
         worker_hijack_root_logger=False,
+        # No remote control (celery inspect / control): nothing here uses it, and its broadcast (pub/sub)
+        # channel is what crashed a worker on reconnecting through Sentinel in the failover run.
+        worker_enable_remote_control=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
         beat_schedule={
             "sweep": {"task": "crm_sync.sweep", "schedule": 5.0},

@@ -13,7 +13,9 @@ this connection's write also has every write that completed before it, on any co
 record and the task message the intake wrote just before. 0 replicas within the timeout → False (the
 intake answers 503, the sender retries). Without replicas (a single Redis, or a managed one that hides
 them) there is nothing to wait for: whether the primary has replicas is read from ``INFO replication`` at
-most every ``CHECK_EVERY`` seconds.
+most every ``CHECK_EVERY`` seconds. With Sentinel, replicas are required: a primary without any is the
+old one of a failover that has not noticed yet (split brain), and a write it takes is lost when it is
+turned into a replica, so it is never trusted (run the data nodes with ``min-replicas-to-write 1`` too).
 
 Not guaranteed (see README, "Redis topologies"): WAIT is not strong consistency; a failover may still
 promote a replica that lacked the write (Sentinel picks the most up-to-date reachable one, but a partition
@@ -41,16 +43,19 @@ CHECK_EVERY = 5.0
 class ReplicaConfirm:
     """Confirms that this process's accepted writes reached a replica (see the module docstring)."""
 
-    def __init__(self, client: redis.Redis, *, timeout_ms: int) -> None:
+    def __init__(self, client: redis.Redis, *, timeout_ms: int, required: bool = False) -> None:
+        """``required``: replicas are part of the deployment (Sentinel): always wait, and a primary that has
+        none (say one left behind by a failover, still taking writes) is refused, not trusted."""
         self.client = client
         self.timeout_ms = timeout_ms
+        self.required = required
         self._lock = threading.Lock()
         self._replicas: bool | None = None
         self._checked_at = 0.0
 
     def confirm(self) -> bool:
         """True when a replica has the writes made so far, or when there is no replica to wait for."""
-        if self.timeout_ms <= 0 or not self._has_replicas():
+        if self.timeout_ms <= 0 or (not self.required and not self._has_replicas()):
             return True
         pipe = self.client.pipeline(transaction=False)
         pipe.set(MARK, repr(time.time()))
@@ -75,4 +80,4 @@ class ReplicaConfirm:
         return found
 
     def status(self) -> dict[str, Any]:
-        return {"timeout_ms": self.timeout_ms, "replicas": self._replicas}
+        return {"timeout_ms": self.timeout_ms, "replicas": self._replicas, "required": self.required}

@@ -14,7 +14,7 @@ from worker.celery_app import make_celery
 from worker.ledger import Ledger
 from worker.logs import register_secrets
 from worker.personal import PersonalData
-from worker.redis_clients import redis_client
+from worker.redis_clients import redis_client, uses_sentinel
 from worker.replicas import ReplicaConfirm
 from worker.retry import REDIS, REDIS_INTAKE, Backoff
 from worker.salesforce.budget import ApiBudget
@@ -59,7 +59,9 @@ class Runtime:
     @cached_property
     def replicas(self) -> ReplicaConfirm:
         """Confirms that writes so far reached a replica (``worker.replicas``; a no-op without replicas)."""
-        return ReplicaConfirm(self.redis, timeout_ms=self.settings.redis_wait_replicas_ms)
+        return ReplicaConfirm(
+            self.redis, timeout_ms=self.settings.redis_wait_replicas_ms, required=uses_sentinel(self.settings)
+        )
 
     @cached_property
     def ledger(self) -> Ledger:

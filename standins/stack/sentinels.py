@@ -77,6 +77,8 @@ class SentinelTopology:
             "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
             "--maxmemory-policy", "noeviction", "--logfile", str(node.directory / "redis.log"),
             "--requirepass", NODE_PASSWORD, "--masterauth", NODE_PASSWORD,
+            # A primary cut off from its replicas stops taking writes (what a split brain would lose).
+            "--min-replicas-to-write", "1", "--min-replicas-max-lag", "10",
         ]  # fmt: skip
         if replica_of is not None:
             args += ["--replicaof", "127.0.0.1", str(replica_of)]
