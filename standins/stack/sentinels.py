@@ -213,6 +213,23 @@ class SentinelTopology:
                 raise RuntimeError(f"no new primary within {timeout:.0f}s")
             time.sleep(0.1)
 
+    def wait_sentinels_agree(self, node: Node, timeout: float = 30.0) -> None:
+        """Until every Sentinel names ``node`` as the primary (after a promotion, each learns it in turn)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            ports = set()
+            for watcher in self.watchers:
+                try:
+                    _host, port = self.sentinel_client(watcher).sentinel_get_master_addr_by_name(MASTER)
+                    ports.add(int(port))
+                except (redis.RedisError, TypeError):
+                    ports.add(-1)
+            if ports == {node.port}:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Sentinels do not agree on port {node.port} within {timeout:.0f}s: {ports}")
+            time.sleep(0.1)
+
     def restart_as_replica(self, node: Node, timeout: float = 30.0) -> None:
         """Start ``node`` again (its port, directory and AOF) as a replica of the current primary; returns
         once it has synced and the Sentinels see it."""

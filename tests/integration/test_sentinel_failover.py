@@ -47,6 +47,7 @@ def test_ledger_and_locks_follow_a_failover_without_a_restart(topology: Sentinel
     killed = time.monotonic()
     new = topology.wait_new_primary(old)
     assert new.port != old.port
+    topology.wait_sentinels_agree(new)
 
     # The same client objects, no restart: reads and writes reach the new primary.
     record = ledger.get("call-before")
