@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import redis
+from rich.console import Console
 
 from worker.ledger import Ledger, State
 from worker.sync import holders
@@ -58,3 +59,29 @@ def kill_delays(ledger: Ledger, kills: list[dict[str, Any]]) -> dict[str, Any]:
         "target_seconds": TARGET_SECONDS,
         "ok": not unresolved and worst < TARGET_SECONDS,
     }
+
+
+def held_before_kill(redis_url: str, pid: int) -> list[str]:
+    """The calls worker process ``pid`` holds, read just before it is killed ([] if Redis does not answer)."""
+    try:
+        return held_by(redis.Redis.from_url(redis_url, socket_timeout=3), pid)[1]
+    except redis.RedisError:
+        return []
+
+
+def check(loss: dict[str, Any]) -> tuple[str, int]:
+    """The run's target: every call a killed worker held resolved within ``TARGET_SECONDS`` of the kill."""
+    return (
+        f"killed workers' calls resolved within {TARGET_SECONDS:.0f} s (worst {loss['worst_kill_to_sync_seconds']} s)",
+        0 if loss["ok"] else max(1, len(loss["unresolved"])),
+    )
+
+
+def print_delays(console: Console, loss: dict[str, Any]) -> None:
+    per_kill = ", ".join(f"{k['worker']}: {k['held']} held, {k['worst_seconds']} s" for k in loss["per_kill"])
+    console.print(
+        f"  worst kill → sync of the killed workers' calls: {loss['worst_kill_to_sync_seconds']} s "
+        f"({loss['held_calls']} calls held by killed workers, {len(loss['unresolved'])} unresolved; "
+        f"CELERY_VISIBILITY_TIMEOUT at its default) — {per_kill}",
+        highlight=False,
+    )
