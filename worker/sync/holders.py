@@ -42,6 +42,7 @@ import binascii
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -49,7 +50,7 @@ import redis
 import structlog
 
 from worker import heartbeat
-from worker.ledger import RESOLVED
+from worker.ledger import RESOLVED, Ledger
 
 log = structlog.get_logger(__name__)
 
@@ -175,7 +176,7 @@ def orphans(client: redis.Redis, live: list[str], now: float, older_than: float 
     return {tag: call for tag, call in calls.items() if call not in held_now}
 
 
-def lost(client: redis.Redis, ledger: Any, queue: str, now: float) -> list[str]:
+def lost(client: redis.Redis, ledger: Ledger, queue: str, now: float) -> list[str]:
     """Calls whose task vanished (see the module docstring): to be queued again."""
     candidates = ledger.stale(now - LOST_AFTER)
     if not candidates:
@@ -206,10 +207,14 @@ def queued_call(raw: bytes | str) -> str | None:
 
 
 def reclaim(
-    client: redis.Redis, ledger: Any, enqueue: Any, now: float | None = None, queue: str = "crm-sync"
+    client: redis.Redis,
+    ledger: Ledger,
+    enqueue: Callable[[str], None],
+    now: float | None = None,
+    queue: str = "crm-sync",
 ) -> list[str]:
     """One sweep: queue again the unresolved calls of dead holders (see the module docstring). Returns them.
-    ``ledger``: a ``worker.ledger.Ledger``; ``enqueue(call_id)`` queues a fresh task."""
+    ``enqueue(call_id)`` queues a fresh task; ``queue``: the Celery queue the sync tasks wait in."""
     now = time.time() if now is None else now
     # Holders whose last hold is old and who hold nothing are forgotten (a worker that stopped cleanly).
     holders = [_s(m) for m in cast(list[Any], client.zrange(HOLDERS, 0, -1))]

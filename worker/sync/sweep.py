@@ -11,6 +11,7 @@ import time
 
 import structlog
 
+from worker.celery_app import QUEUE
 from worker.ledger import State
 from worker.runtime import Runtime
 from worker.sync import holders
@@ -22,7 +23,7 @@ def sweep(runtime: Runtime) -> int:
     """Enqueue the calls of dead workers (``worker.sync.holders``), calls whose retry time has come, and
     calls whose task was lost otherwise (queued/syncing too long)."""
     ledger = runtime.ledger
-    reclaimed = holders.reclaim(runtime.redis, ledger, runtime.enqueue)
+    reclaimed = holders.reclaim(runtime.redis, ledger, runtime.enqueue, queue=QUEUE)
     due = ledger.claim_due()
     stale_before = time.time() - 2 * runtime.settings.celery_visibility_timeout
     stale = ledger.stale(stale_before)
