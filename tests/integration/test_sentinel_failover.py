@@ -4,16 +4,21 @@ an accepted call confirmed on a replica is still in the ledger, and the per-call
 
 from __future__ import annotations
 
+import json
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from standins.stack.sentinels import SentinelTopology
+from worker.intake.app import create_app
 from worker.ledger import Ledger, State
 from worker.redis_clients import redis_client, sentinel
 from worker.replicas import ReplicaConfirm
+from worker.runtime import Runtime
 from worker.settings import Settings
 from worker.sync import holders
 
@@ -84,7 +89,7 @@ def test_no_replica_confirming_means_no(topology: SentinelTopology) -> None:
     assert confirm.confirm() is True
     for node in topology.nodes[1:]:
         assert node.process is not None
-        node.process.send_signal(19)  # SIGSTOP: connected, silent
+        node.process.send_signal(signal.SIGSTOP)  # connected, silent
     try:
         started = time.monotonic()
         assert confirm.confirm() is False
@@ -92,4 +97,31 @@ def test_no_replica_confirming_means_no(topology: SentinelTopology) -> None:
     finally:
         for node in topology.nodes[1:]:
             assert node.process is not None
-            node.process.send_signal(18)  # SIGCONT
+            node.process.send_signal(signal.SIGCONT)
+
+
+def test_the_intake_answers_200_only_once_a_replica_has_the_call(topology: SentinelTopology) -> None:
+    """Through Sentinel: 200 with replicas acknowledging; 503 NOT_REPLICATED (within the WAIT timeout)
+    while they are silent; 200 again once they are back."""
+    fixture = json.loads((Path(__file__).parents[1] / "fixtures" / "webhooks" / "call_completed.json").read_text())
+    env = {k.lower(): v for k, v in topology.env().items()}
+    settings = Settings(_env_file=None, twenty2_webhook_secret="intake-wait-secret", redis_wait_replicas_ms=300, **env)  # type: ignore[arg-type]
+    client = TestClient(create_app(Runtime(settings)))
+    url = "/webhooks/twenty2/intake-wait-secret"
+    first = client.post(url, json=fixture)
+    assert first.status_code == 200 and first.json()["status"] == "queued"
+    for node in topology.nodes[1:]:
+        assert node.process is not None
+        node.process.send_signal(signal.SIGSTOP)
+    try:
+        refused = client.post(url, json={"call_id": "call_9c4d7e12ff"})
+        assert refused.status_code == 503 and refused.json()["error"]["code"] == "NOT_REPLICATED"
+    finally:
+        for node in topology.nodes[1:]:
+            assert node.process is not None
+            node.process.send_signal(signal.SIGCONT)
+    deadline = time.monotonic() + 20
+    while (again := client.post(url, json={"call_id": "call_9c4d7e12ff"})).status_code != 200:
+        assert time.monotonic() < deadline, again.text
+        time.sleep(0.2)
+    assert again.json()["status"] in {"queued", "duplicate"}
