@@ -271,8 +271,10 @@ def check_redis(settings: Settings, client: redis.Redis | None = None) -> list[C
         return [
             _problem(
                 "Redis",
-                f"{settings.redis_url.split('@')[-1]} does not answer: {type(exc).__name__}",
-                "start Redis or fix REDIS_URL",
+                f"{_redis_target(settings)} does not answer: {type(exc).__name__}",
+                "start Redis or fix REDIS_SENTINELS / REDIS_SENTINEL_MASTER"
+                if settings.sentinels
+                else "start Redis or fix REDIS_URL",
             )
         ]
     try:
@@ -310,6 +312,14 @@ def check_redis(settings: Settings, client: redis.Redis | None = None) -> list[C
             )
         )
     return checks
+
+
+def _redis_target(settings: Settings) -> str:
+    """Where Redis is looked for, without credentials."""
+    if settings.sentinels:
+        addresses = ",".join(f"{host}:{port}" for host, port in settings.sentinels)
+        return f"primary {settings.redis_sentinel_master!r} via Sentinels {addresses}"
+    return settings.redis_url.split("@")[-1]
 
 
 def _config(client: redis.Redis, name: str) -> Any:

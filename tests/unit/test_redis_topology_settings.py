@@ -75,3 +75,12 @@ def test_a_plain_url_given_to_a_tool_names_only_that_redis(monkeypatch: pytest.M
     monkeypatch.setenv("REDIS_SENTINELS", "elsewhere:26379")
     made = settings_for("redis://127.0.0.1:7000/0")
     assert made.redis_url == "redis://127.0.0.1:7000/0" and not uses_sentinel(made)
+
+
+def test_the_doctor_names_where_redis_is_looked_for_without_credentials() -> None:
+    from worker.doctor import _redis_target
+
+    plain = settings(redis_url="redis://:hunter2-secret@r.example:6380/0")
+    assert _redis_target(plain) == "r.example:6380/0"
+    watched = settings(redis_sentinels="s1,s2:26380", redis_sentinel_master="crm", redis_password="hunter2-secret")
+    assert _redis_target(watched) == "primary 'crm' via Sentinels s1:26379,s2:26380"
