@@ -6,6 +6,7 @@ managed Redis with failover behind one address.
   Sentinels where the primary is, and a connection to a primary that was demoted (``READONLY``) is dropped
   and counts as a lost connection. Lost connections are retried a bounded number of times with
   ``worker.retry.REDIS`` (the intake: ``REDIS_INTAKE``), so a failover costs a pause, not a restart.
+- ``async_redis_client(settings)``: the same for asyncio code (the intake).
 - ``celery_broker(settings)``: Celery's broker URL, transport options and TLS options (kombu's
   ``sentinel://`` transport with ``master_name`` for Sentinel).
 - ``limits_storage(settings, key_prefix=...)``: the ``limits`` storage of the shared rate limits (Twenty2's
@@ -21,7 +22,10 @@ from typing import Any, cast
 from urllib.parse import quote
 
 import redis
+import redis.asyncio
 from limits.storage import RedisStorage
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -69,6 +73,36 @@ def redis_client(
         return redis.Redis.from_url(settings.redis_url, **kwargs)
     return sentinel(settings).master_for(
         settings.redis_sentinel_master, redis_class=redis.Redis, **_node_options(settings), **kwargs
+    )
+
+
+def async_redis_client(
+    settings: Settings,
+    *,
+    purpose: str = "intake",
+    socket_timeout: float = 3.0,
+    policy: retry.Backoff | None = None,
+    **options: Any,
+) -> redis.asyncio.Redis:
+    """``redis_client`` for asyncio code (the same topology, retries and names)."""
+    chosen = policy or retry.REDIS_INTAKE
+    kwargs: dict[str, Any] = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": min(socket_timeout, 2.0),
+        "health_check_interval": 10,
+        "retry": AsyncRetry(retry.RedisBackoff(chosen), chosen.attempts - 1, RETRIED),
+        "retry_on_error": list(RETRIED),
+        "client_name": f"crm-sync:{purpose}",
+        **options,
+    }
+    if not uses_sentinel(settings):
+        return redis.asyncio.Redis.from_url(settings.redis_url, **kwargs)
+    watchers = AsyncSentinel(
+        settings.sentinels,
+        sentinel_kwargs={"socket_timeout": 1.0, "socket_connect_timeout": 1.0, **_sentinel_options(settings)},
+    )
+    return watchers.master_for(
+        settings.redis_sentinel_master, redis_class=redis.asyncio.Redis, **_node_options(settings), **kwargs
     )
 
 

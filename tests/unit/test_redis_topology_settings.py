@@ -84,3 +84,20 @@ def test_the_doctor_names_where_redis_is_looked_for_without_credentials() -> Non
     assert _redis_target(plain) == "r.example:6380/0"
     watched = settings(redis_sentinels="s1,s2:26380", redis_sentinel_master="crm", redis_password="hunter2-secret")
     assert _redis_target(watched) == "primary 'crm' via Sentinels s1:26379,s2:26380"
+
+
+def test_sync_and_async_clients_are_built_for_either_topology_without_connecting() -> None:
+    from redis.asyncio.sentinel import SentinelConnectionPool as AsyncSentinelPool
+    from redis.sentinel import SentinelConnectionPool
+
+    from worker.redis_clients import async_redis_client, redis_client
+
+    plain = settings(redis_url="redis://127.0.0.1:1/3")
+    assert redis_client(plain).connection_pool.connection_kwargs["db"] == 3
+    assert async_redis_client(plain).connection_pool.connection_kwargs["db"] == 3
+    watched = settings(redis_sentinels="127.0.0.1:1", redis_password="node-pw", redis_db=2)
+    sync_pool = redis_client(watched).connection_pool
+    async_pool = async_redis_client(watched).connection_pool
+    assert isinstance(sync_pool, SentinelConnectionPool) and isinstance(async_pool, AsyncSentinelPool)
+    assert sync_pool.connection_kwargs["password"] == "node-pw" == async_pool.connection_kwargs["password"]
+    assert sync_pool.connection_kwargs["db"] == 2 and sync_pool.service_name == "mymaster"
