@@ -49,6 +49,8 @@ class Runtime:
                 s.crm_sync_alert_webhook_url.get_secret_value(),
                 *(v.strip() for v in s.crm_sync_intake_signing_secret.get_secret_value().split(",")),
                 *s.data_keys,
+                s.redis_password.get_secret_value(),
+                s.redis_sentinel_password.get_secret_value(),
             ]
         )
 
