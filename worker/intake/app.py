@@ -5,7 +5,8 @@ credentials, so a forged body can at most make us sync a real call again (idempo
 
 Order per webhook request: flood check (429) → shared secret (401, before the body is read) → body read
 under the cap (413) → signature when configured (401) → content type (415) → strict JSON (400) →
-payload (422) → ledger and queue (503 when Redis cannot take it) → 200 queued / duplicate / ignored.
+payload (422) → ledger and queue (503 when Redis cannot take it) → a replica has them, when there are
+replicas (``worker.replicas``; 503 if none confirmed) → 200 queued / duplicate / ignored.
 Authentication rules: ``worker.intake.auth``; flood control: ``worker.intake.flood``.
 
 Every error answer is ``{"success": false, "error": {"code", "message", ...}}``, for any input.
@@ -129,7 +130,7 @@ class Guards:
         signing = settings.crm_sync_intake_signing_secret.get_secret_value()
         register_secrets(part.strip() for part in signing.split(","))
         flood = FloodGuard(
-            settings.redis_url,
+            settings,
             per_minute=settings.crm_sync_intake_rate_limit_per_minute,
             trusted_proxies=parse_networks(settings.crm_sync_trusted_proxies),
         )
@@ -146,7 +147,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     queues: list[IntakeQueue] = []
 
     def current() -> Runtime:
-        return rt or get_runtime()
+        return rt or get_runtime("intake")
 
     def intake_queue() -> IntakeQueue:
         if not queues:
@@ -214,6 +215,10 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
                 phone=phone,
                 lead_id=lead_id,
             )
+            replicas = runtime.replicas
+            # WAIT blocks: in a thread, and only when there are replicas to wait for (worker.replicas).
+            if replicas.must_wait() and not await run_in_threadpool(replicas.confirm):
+                return _error(503, "NOT_REPLICATED", "no Redis replica confirmed the call in time; retry later")
         except Exception as exc:
             log.error("intake.enqueue_failed", call_id=call_id, error=type(exc).__name__)
             return _error(503, "QUEUE_UNAVAILABLE", "could not queue the call; retry later")

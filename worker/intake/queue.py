@@ -26,6 +26,7 @@ from celery import Celery
 
 from worker.celery_app import QUEUE
 from worker.ledger import ACCEPT_SCRIPT, State
+from worker.redis_clients import async_redis_client, uses_sentinel
 from worker.runtime import Runtime
 from worker.salesforce.lead_cache import HINT_TTL, MAX_HINTS
 
@@ -33,9 +34,8 @@ TASK_NAME = "crm_sync.sync_call"
 #: Previous ledger state → whether a new delivery queues a sync (None: never seen). The rule, passed to the
 #: script as its list of states that queue ('' = never seen).
 ENQUEUE_FROM = {None: True, State.FAILED: True}
-#: Redis timeouts of the intake's client (seconds), as the runtime's: a hung Redis costs a request little.
+#: Redis command timeout of the intake's client (seconds): a hung Redis costs a request little.
 SOCKET_TIMEOUT = 3.0
-CONNECT_TIMEOUT = 2.0
 #: Redis connections per intake process (a request waits for one, as long as it takes).
 POOL_SIZE = 16
 
@@ -116,21 +116,24 @@ class IntakeQueue:
         loop = asyncio.get_running_loop()
         script = self._clients.get(loop)
         if script is None:
-            # Bounded: in a burst, requests wait for one of POOL_SIZE connections (Redis answers each in
-            # microseconds) rather than each opening its own, which costs more than the accept itself. The
-            # wait itself is not timed out: Twenty2 does not redeliver, so a late 200 beats a 503 (a hung
-            # Redis still fails each command after SOCKET_TIMEOUT, and then answers 503).
-            pool = aioredis.BlockingConnectionPool.from_url(
-                self.runtime.settings.redis_url,
-                max_connections=POOL_SIZE,
-                timeout=None,
-                socket_timeout=SOCKET_TIMEOUT,
-                socket_connect_timeout=CONNECT_TIMEOUT,
-                health_check_interval=10,
-            )
-            client = aioredis.Redis(connection_pool=pool)
-            script = self._clients[loop] = client.register_script(_ACCEPT_AND_QUEUE)
+            script = self._clients[loop] = self._client().register_script(_ACCEPT_AND_QUEUE)
         return script
+
+    def _client(self) -> aioredis.Redis:
+        """The Redis every part of the product uses (``worker.redis_clients``: topology, retries, name); with a
+        plain URL on a bounded pool: in a burst, requests wait for one of POOL_SIZE connections (Redis answers
+        each in microseconds) rather than each opening its own, which costs more than the accept itself. The
+        wait is not timed out: Twenty2 does not redeliver, so a late 200 beats a 503 (a hung Redis still
+        fails each command after SOCKET_TIMEOUT, and then answers 503). Sentinel's pool follows the primary
+        and stays as it is."""
+        client = async_redis_client(self.runtime.settings, socket_timeout=SOCKET_TIMEOUT)
+        if uses_sentinel(self.runtime.settings):
+            return client
+        pool = client.connection_pool
+        bounded = aioredis.BlockingConnectionPool(
+            max_connections=POOL_SIZE, timeout=None, connection_class=pool.connection_class, **pool.connection_kwargs
+        )
+        return aioredis.Redis(connection_pool=bounded)  # retries are in the connection options
 
     async def accept(
         self, call_id: str, *, detail: dict[str, Any], phone: str | None, lead_id: str | None
