@@ -19,6 +19,7 @@ from worker.salesforce.lead_cache import LeadCache
 from worker.settings import Settings
 
 if TYPE_CHECKING:
+    from worker.autocall.store import CallbackStore
     from worker.sync.services import Services
 
 
@@ -64,6 +65,13 @@ class Runtime:
     def personal_data(self) -> PersonalData:
         """Digests and seals phone numbers kept in Redis (``CRM_SYNC_DATA_KEY``, else derived)."""
         return PersonalData.from_settings(self.settings)
+
+    @cached_property
+    def callbacks(self) -> CallbackStore:
+        """The automatic callbacks (``worker.autocall``); each move is noted on the source call's record."""
+        from worker.autocall.store import CallbackStore
+
+        return CallbackStore(self.redis, self.personal_data, ledger=self.ledger)
 
     @cached_property
     def budget(self) -> ApiBudget:

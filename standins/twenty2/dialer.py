@@ -235,4 +235,3 @@ class Dialer:
                 "webhooks_sent": self.webhooks_sent,
                 "now": self.clock.now().isoformat(),
             }
-

@@ -51,9 +51,7 @@ AUTO_CALLBACK_OFF: Final = AutoCallbackRule()
 Fail = Callable[[Sequence[str], str], None]
 
 
-def read_auto_callback(
-    fail: Fail, path: tuple[str, ...], raw: Any, base: AutoCallbackRule
-) -> AutoCallbackRule | None:
+def read_auto_callback(fail: Fail, path: tuple[str, ...], raw: Any, base: AutoCallbackRule) -> AutoCallbackRule | None:
     """Validate one ``auto_callback`` table over ``base``; None (problems reported) when invalid."""
     if not isinstance(raw, dict):
         fail(path, f"must be a table ({', '.join(KEYS)}), not {type(raw).__name__}")
