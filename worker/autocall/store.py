@@ -280,7 +280,10 @@ class CallbackStore:
         if moved:
             record = self.get(cb_id)
             if record is not None:
-                self._tell_ledger(record.source_call_id, to.value, reason=fields.get("reason", ""), due=due)
+                self._tell_ledger(
+                    record.source_call_id, to.value, reason=fields.get("reason", ""), outcome=fields.get("outcome", ""),
+                    due=due if to is CbState.SCHEDULED else None,
+                )  # fmt: skip
         return moved
 
     def claim(
@@ -330,7 +333,7 @@ class CallbackStore:
         pipe.rpush(self.hist_key(cb_id), self._event(now, "placed", call_id=call_id, how=how))
         pipe.execute()
         if record is not None:
-            self._tell_ledger(record.source_call_id, "triggered", call_id=call_id)
+            self._tell_ledger(record.source_call_id, "triggered", placed_call=call_id)
 
     def call_ended(self, cb_id: str) -> None:
         """The placed call ended: it no longer counts against the concurrency limit."""
