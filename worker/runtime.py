@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 class Runtime:
     settings: Settings
     _services: Services | None = field(default=None, repr=False)
+    #: The clock of time-driven work (automatic callbacks); tests and the chaos run move it.
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:

@@ -241,7 +241,7 @@ def create_app(state: Twenty2State) -> FastAPI:
                 code="RATE_LIMIT_EXCEEDED",
                 message=f"Concurrent call limit reached ({state.dialer.max_concurrent} calls in progress)",
             )
-        return JSONResponse(
+        answer = JSONResponse(
             {
                 "success": True,
                 "call_id": call_id,
@@ -249,6 +249,9 @@ def create_app(state: Twenty2State) -> FastAPI:
                 "message": "Call queued successfully.",
             }
         )
+        if state.dialer.take_lost_answer():  # the call is queued, but its answer is cut off on the way back
+            return await garbled(answer, "truncated")
+        return answer
 
     @app.get("/api/storage/{kind}/{name}")
     async def storage(kind: str, name: str) -> Response:

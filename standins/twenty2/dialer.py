@@ -128,6 +128,7 @@ class Dialer:
             self.refused_concurrency = 0
             self.max_in_flight = 0
             self.webhooks_sent = 0
+            self.lost_answers = 0
             self.clock.reset()
             self.outcome_for = lambda phone, params: Outcome()
             self.webhook_url = None
@@ -153,6 +154,18 @@ class Dialer:
             self.placed[call_id] = Placed(call_id, agent_id, callee, caller, now, starts, outcome)
             self.tick()
             return call_id
+
+    def lose_next_answers(self, n: int) -> None:
+        """The next ``n`` successful triggers place their call, but the answer is cut off in transit."""
+        with self._lock:
+            self.lost_answers += n
+
+    def take_lost_answer(self) -> bool:
+        with self._lock:
+            if self.lost_answers <= 0:
+                return False
+            self.lost_answers -= 1
+            return True
 
     # time passing -----------------------------------------------------------------------------------------
 

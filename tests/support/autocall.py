@@ -89,7 +89,11 @@ class Harness:
         return cb
 
     def followup(self, source_call_id: str) -> dict[str, Any]:
-        [task] = [t for t in self.boxes.salesforce.records("Task") if t.get("Twenty2_Call_Id__c") == source_call_id + "-callback"]
+        [task] = [
+            t
+            for t in self.boxes.salesforce.records("Task")
+            if t.get("Twenty2_Call_Id__c") == source_call_id + "-callback"
+        ]
         return task
 
     def placed(self) -> list[Any]:
@@ -106,6 +110,7 @@ def harness(boxes: Sandboxes, redis_url: str, tmp_path: Path, *, start: datetime
         **settings_overrides,
     )
     services = Services.from_settings(settings, twenty2=Twenty2Client(settings))
-    runtime = Runtime(settings, _services=services)
-    boxes.twenty2.dialer.clock.set(start)
-    return Harness(boxes, runtime, runner_for(runtime, now=boxes.twenty2.dialer.clock.now))
+    clock = boxes.twenty2.dialer.clock
+    clock.set(start)
+    runtime = Runtime(settings, _services=services, now=clock.now)
+    return Harness(boxes, runtime, runner_for(runtime))

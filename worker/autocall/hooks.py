@@ -117,7 +117,7 @@ def after_sync(runtime: Runtime, outcome: SyncOutcome) -> None:
     try:
         services = runtime.services
         store = runtime.callbacks
-        now = datetime.now(UTC)
+        now = runtime.now()
         cb_id = outcome.detail.input_parameters.get(CALLBACK_ID_PARAM)
         if isinstance(cb_id, str) and cb_id:
             facts = SalesforceFacts(services.salesforce, opt_out_fields=())

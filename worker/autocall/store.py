@@ -422,7 +422,9 @@ class CallbackStore:
 
     def today(self, lead_id: str, day: str) -> tuple[int, int, float]:
         """(calls to this lead today, calls in the workspace today, INR spent today)."""
-        lead, ws, cost = cast(list[Any], self.r.mget([self.lead_count_key(lead_id, day), self.ws_count_key(day), self.cost_key(day)]))
+        lead, ws, cost = cast(
+            list[Any], self.r.mget([self.lead_count_key(lead_id, day), self.ws_count_key(day), self.cost_key(day)])
+        )
         return int(lead or 0), int(ws or 0), float(cost or 0)
 
     # internals --------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ def runner_for(runtime: Runtime, **kwargs: Any) -> Runner:
         opt_out_fields=[f.strip() for f in s.crm_sync_auto_callback_opt_out_fields.split(",") if f.strip()],
         zone_field=s.crm_sync_auto_callback_zone_field,
     )
+    kwargs.setdefault("now", runtime.now)
     return Runner(s, runtime.callbacks, facts, services.twenty2, services.mapping, **kwargs)
 
 
