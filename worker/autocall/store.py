@@ -263,7 +263,7 @@ class CallbackStore:
         **fields: Any,
     ) -> bool:
         """Move ``cb_id`` to ``to`` if it is in one of ``expected`` (True), else leave it (False)."""
-        detail = {k: v for k, v in fields.items() if k in {"reason", "reason_text", "call_id", "outcome"}}
+        detail = {k: v for k, v in fields.items() if k in {"reason", "reason_text", "call_id", "outcome", "by"}}
         args: list[Any] = [
             cb_id,
             now.timestamp(),
@@ -282,7 +282,7 @@ class CallbackStore:
             if record is not None:
                 self._tell_ledger(
                     record.source_call_id, to.value, reason=fields.get("reason", ""), outcome=fields.get("outcome", ""),
-                    due=due if to is CbState.SCHEDULED else None,
+                    by=fields.get("by", ""), due=due if to is CbState.SCHEDULED else None,
                 )  # fmt: skip
         return moved
 
@@ -319,6 +319,14 @@ class CallbackStore:
         """Take over a triggered callback whose answer was lost (its holder's lease ran out)."""
         ts = now.timestamp()
         return bool(self._lease(keys=[self.key(cb_id)], args=[ts, ts + lease_seconds]))
+
+    def cancel(self, cb_id: str, *, now: datetime, by: str) -> bool:
+        """Ops cancel a scheduled callback (``by``: who, e.g. the console token's label or ``cli``). A callback
+        already triggered cannot be: its call is placed."""
+        return self.move(
+            cb_id, now=now, expected=(CbState.SCHEDULED,), to=CbState.CANCELLED, reason="ops_cancelled",
+            reason_text=f"cancelled by ops ({by})", by=by,
+        )  # fmt: skip
 
     def mark_sent(self, cb_id: str) -> None:
         self.r.hset(self.key(cb_id), "sent", "1")
