@@ -250,7 +250,7 @@ def create_app(state: Twenty2State) -> FastAPI:
             }
         )
         if state.dialer.take_lost_answer():  # the call is queued, but its answer is cut off on the way back
-            return await garbled(answer, "truncated")
+            return Response(answer.body[: len(answer.body) // 2], media_type="application/json")
         return answer
 
     @app.get("/api/storage/{kind}/{name}")

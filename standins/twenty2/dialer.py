@@ -47,9 +47,10 @@ class SandboxClock:
         self._lock = threading.Lock()
         self.reset(start=start, speed=speed)
 
-    def reset(self, *, start: datetime | None = None, speed: float = 1.0) -> None:
+    def reset(self, *, start: datetime | None = None, speed: float = 1.0, real_start: float | None = None) -> None:
+        """Run from ``start`` (default: now) at ``speed``× from the wall time ``real_start`` (default: now)."""
         with self._lock:
-            self._real0 = time.time()
+            self._real0 = time.time() if real_start is None else real_start
             self._sim0 = (start or datetime.now(UTC)).timestamp()
             self._speed = speed
 

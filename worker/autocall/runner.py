@@ -136,6 +136,7 @@ class Runner:
         cb = self.store.get(cb_id, unseal=True)
         if cb is None or cb.intent_at is None:
             return
+        self.store.note(cb_id, now, "taken_over", intent_at=cb.intent_at.isoformat(), sent=cb.sent)
         agent = cb.agent_id
         found = view.placed_since(phone=cb.phone, agent_id=agent, since=cb.intent_at)
         if found is not None and found.call_id not in cb.call_ids:
