@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
+from support.autocall import harness, mapping_file
 
 from standins.stack.sandboxes import Sandboxes
-from support.autocall import harness, mapping_file
 from worker.autocall.store import CbState
 from worker.cli import main
 
