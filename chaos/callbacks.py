@@ -315,13 +315,7 @@ def alive(client: redis.Redis) -> list[Any]:
 
 def unresolved(store: Any) -> bool:
     """Any callback triggered whose call id is not known yet (a lost answer being resolved)?"""
-    from worker.autocall.store import CbState
-
-    ids = store.ids_in(CbState.TRIGGERED, 100_000)
-    pipe = store.r.pipeline(transaction=False)
-    for cb_id in ids:
-        pipe.hget(store.key(cb_id), "call_id")
-    return any(not value for value in pipe.execute())
+    return bool(store.unknown())
 
 
 def crowded(promise: Promise, promises: list[Promise]) -> bool:

@@ -113,12 +113,7 @@ class Runner:
         return report
 
     def _unresolved(self) -> list[str]:
-        ids = []
-        for cb_id in self.store.ids_in(CbState.TRIGGERED):
-            cb = self.store.get(cb_id)
-            if cb is not None and cb.state is CbState.TRIGGERED and not cb.call_id:
-                ids.append(cb_id)
-        return ids
+        return self.store.unknown()
 
     def _release_ended(self, view: CallLogView, in_flight: list[str]) -> None:
         for cb_id in in_flight:

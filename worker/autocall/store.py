@@ -7,6 +7,7 @@ Keys (``{p}`` = ``crm-sync:autocall``):
 - ``{p}:due``           sorted set: scheduled callbacks by due time (what the sweep reads)
 - ``{p}:state:{state}`` sorted set per state by last change (listing without scanning)
 - ``{p}:inflight``      sorted set: placed callbacks whose call has not ended, by when they stop counting
+- ``{p}:unknown``       sorted set: triggered callbacks whose call id is not known yet, by intent time
 - ``{p}:by-call:{id}``  the callback a placed Twenty2 call belongs to
 - ``{p}:count:lead:{lead}:{day}``, ``{p}:count:ws:{day}``, ``{p}:cost:{day}``: today's calls and INR cost
 
@@ -83,7 +84,7 @@ return 'ok'
 """.replace("HISTORY_CAP", str(HISTORY_CAP))
 
 # Claim a due callback: the intent, recorded before any trigger. KEYS: cb, hist, due, inflight, scheduled
-# set, triggered set, lead count, ws count, cost. ARGV: id, now, lease_until, max_concurrent, counts_until,
+# set, triggered set, lead count, ws count, cost, unknown set. ARGV: id, now, lease_until, max_concurrent, counts_until,
 # lead cap, ws cap, cost ceiling, event, counter ttl.
 _CLAIM = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'scheduled' then return 'taken' end
@@ -101,6 +102,7 @@ redis.call('HSET', KEYS[1], 'state', 'triggered', 'updated_at', ARGV[2], 'intent
 redis.call('ZREM', KEYS[3], ARGV[1]); redis.call('ZREM', KEYS[5], ARGV[1])
 redis.call('ZADD', KEYS[6], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
+redis.call('ZADD', KEYS[10], ARGV[2], ARGV[1])
 redis.call('RPUSH', KEYS[2], ARGV[9])
 redis.call('LTRIM', KEYS[2], -HISTORY_CAP, -1)
 return 'ok'
@@ -208,6 +210,7 @@ class CallbackStore:
 
     due_key = f"{PREFIX}:due"
     inflight_key = f"{PREFIX}:inflight"
+    unknown_key = f"{PREFIX}:unknown"  # triggered, call id not known yet (the answer may be lost)
 
     @staticmethod
     def state_key(state: CbState) -> str:
@@ -278,6 +281,8 @@ class CallbackStore:
         keys = [self.key(cb_id), self.hist_key(cb_id), self.due_key, self.inflight_key, *self._state_keys()]
         moved = _s(self._move(keys=keys, args=args)) == "ok"
         if moved:
+            self.r.zrem(self.unknown_key, cb_id)
+        if moved:
             record = self.get(cb_id)
             if record is not None:
                 self._tell_ledger(
@@ -304,7 +309,7 @@ class CallbackStore:
         keys = [
             self.key(cb.id), self.hist_key(cb.id), self.due_key, self.inflight_key,
             self.state_key(CbState.SCHEDULED), self.state_key(CbState.TRIGGERED),
-            self.lead_count_key(cb.lead_id, day), self.ws_count_key(day), self.cost_key(day),
+            self.lead_count_key(cb.lead_id, day), self.ws_count_key(day), self.cost_key(day), self.unknown_key,
         ]  # fmt: skip
         args: list[Any] = [
             cb.id, ts, ts + lease_seconds, max_concurrent, ts + counts_seconds, caps[0], caps[1], caps[2],
@@ -338,6 +343,7 @@ class CallbackStore:
         pipe = self.r.pipeline()
         pipe.hset(self.key(cb_id), mapping={"call_id": call_id, "call_ids": json.dumps(ids), "sent": "1"})
         pipe.set(f"{PREFIX}:by-call:{call_id}", cb_id, ex=30 * 86400)
+        pipe.zrem(self.unknown_key, cb_id)
         pipe.rpush(self.hist_key(cb_id), self._event(now, "placed", call_id=call_id, how=how))
         pipe.execute()
         if record is not None:
@@ -410,6 +416,10 @@ class CallbackStore:
         """Scheduled callbacks due at ``now``, earliest first."""
         ids = cast(list[Any], self.r.zrangebyscore(self.due_key, "-inf", now.timestamp(), start=0, num=limit))
         return [_s(i) for i in ids]
+
+    def unknown(self) -> list[str]:
+        """Triggered callbacks whose call id is not known yet, oldest intent first."""
+        return [_s(i) for i in cast(list[Any], self.r.zrange(self.unknown_key, 0, -1))]
 
     def ids_in(self, state: CbState, limit: int = 1000) -> list[str]:
         return [_s(i) for i in cast(list[Any], self.r.zrevrange(self.state_key(state), 0, limit - 1))]
