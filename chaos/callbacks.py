@@ -40,7 +40,7 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a plain script from a checkout
@@ -87,7 +87,7 @@ class SharedClock:
     def now(self) -> datetime:
         if self._cache is None or time.time() - self._read_at > 0.02:
             try:
-                raw = self.r.get(CLOCK_KEY)
+                raw = cast(Any, self.r.get(CLOCK_KEY))
             except redis.ConnectionError:  # Redis restarting: the parameters read last still hold
                 raw = None
             if raw is not None:
@@ -277,7 +277,7 @@ def run(options: ChaosOptions) -> dict[str, Any]:
                 restarted_redis, redis_restarts = True, 1
             try:
                 busy = bool(store.in_flight(now)) or unresolved(store)
-                head = store.r.zrange(store.due_key, 0, 0, withscores=True)
+                head = cast(list[Any], store.r.zrange(store.due_key, 0, 0, withscores=True))
             except redis.ConnectionError:
                 continue
             if not busy and boxes.twenty2.dialer.in_flight() == 0:
@@ -289,7 +289,7 @@ def run(options: ChaosOptions) -> dict[str, Any]:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         boxes.twenty2.dialer.stop_ticker()
-        durations = sorted(float(d) for d in shared.r.lrange("chaos:sweeps", 0, -1))
+        durations = sorted(float(d) for d in cast(list[Any], shared.r.lrange("chaos:sweeps", 0, -1)))
         p99 = durations[int(len(durations) * 0.99)] if durations else 0.0
         # one sweep: the pause between two sweeps plus a sweep's own run time (its 99th percentile)
         sweep_sim = (options.sweep_interval + p99) * options.speed
