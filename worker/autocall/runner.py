@@ -3,7 +3,8 @@
 One sweep, in order:
 
 1. read ``GET /call/logs`` once (a few pages) when anything is in progress or due;
-2. placed callbacks whose call the logs show ended stop counting against the concurrency limit;
+2. placed callbacks whose call the logs show ended stop counting against the concurrency limit, and their
+   call is queued for its sync (as its webhook would; the ledger keeps a second trigger from syncing twice);
 3. lost answers: a callback ``triggered`` with no call id (the trigger timed out, or a process died after
    recording its intent) whose lease ran out is taken over (atomically, one taker) and resolved by the logs:
    a call to that number from that agent since the intent → that is the call; none → triggered once more.
@@ -78,6 +79,7 @@ class Runner:
         mapping: Mapping,
         *,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_call_ended: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -85,6 +87,7 @@ class Runner:
         self.t2 = twenty2
         self.mapping = mapping
         self.now = now
+        self.on_call_ended = on_call_ended
 
     # the sweep ------------------------------------------------------------------------------------------
 
@@ -120,6 +123,10 @@ class Runner:
             cb = self.store.get(cb_id)
             if cb is not None and cb.call_id and view.ended(cb.call_id):
                 self.store.call_ended(cb_id)
+                if self.on_call_ended is not None:
+                    # Webhooks are not retried (the docs name no retry): the callback call's sync, which
+                    # closes the loop, must not depend on one arriving.
+                    self.on_call_ended(cb.call_id)
 
     # lost answers ---------------------------------------------------------------------------------------
 

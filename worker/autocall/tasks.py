@@ -20,7 +20,14 @@ def runner_for(runtime: Runtime, **kwargs: Any) -> Runner:
         zone_field=s.crm_sync_auto_callback_zone_field,
     )
     kwargs.setdefault("now", runtime.now)
+    kwargs.setdefault("on_call_ended", lambda call_id: sync_soon(runtime, call_id))
     return Runner(s, runtime.callbacks, facts, services.twenty2, services.mapping, **kwargs)
+
+
+def sync_soon(runtime: Runtime, call_id: str) -> None:
+    """Queue the sync of an ended callback call unless the ledger has it already (its webhook came)."""
+    if runtime.ledger.accept(call_id, source="autocall") is None:
+        runtime.enqueue(call_id)
 
 
 @app.task(name="crm_sync.autocall_sweep", ignore_result=True)

@@ -209,6 +209,11 @@ def test_ten_due_at_once_never_more_than_three_in_flight(boxes: Sandboxes, redis
     order = sorted(h.placed(), key=lambda p: p.triggered_at)
     assert {p.callee_phone for p in order} == {f"98111000{i:02d}" for i in range(10)}
     assert all(h.callback(s).state is CbState.TRIGGERED for s in sources)
+    # each ended call was queued for its sync, as its webhook would be (no webhook is posted in this test)
+    h.advance(seconds=70)
+    h.runner.sweep()
+    records = [h.runtime.ledger.get(p.call_id) for p in order]
+    assert all(r is not None and r.source == "autocall" for r in records)
 
 
 def test_kill_switch_places_nothing(boxes: Sandboxes, redis_url: str, tmp_path: Path) -> None:
