@@ -53,6 +53,7 @@ def test_callbacks_page_lists_due_and_cancels(console: Console, browser_context:
     assert page.inner_text("[data-field=callback]").startswith("cancelled")
     page.goto(f"{console.url}/ops/callbacks?state=cancelled")
     assert page.locator("#callbacks tbody tr[data-callback]").count() == 1
+    assert page.locator("#cancel-selected").is_disabled()  # nothing on this list can still be cancelled
     page.screenshot(path=str(tmp_path / "callbacks-cancelled.png"), full_page=True)
 
 
