@@ -26,7 +26,7 @@ from worker.errors import (
     Twenty2Unavailable,
 )
 from worker.retry import TWENTY2, Backoff
-from worker.twenty2.client import parse_retry_after
+from worker.twenty2.answers import parse_retry_after
 from worker.twenty2.models import Link
 
 DETAIL = "/api/call/detail"

@@ -8,7 +8,7 @@ import requests
 from worker.errors import SalesforceLimitExceeded, SalesforceUnavailable
 from worker.salesforce.budget import daily_requests
 from worker.salesforce.client import classify_errors
-from worker.twenty2.client import garbled_body
+from worker.twenty2.answers import garbled_body
 
 
 def limit_error(message: str) -> list[dict[str, str]]:
