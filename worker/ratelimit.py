@@ -53,6 +53,20 @@ class SharedRateLimit:
         with redis_errors(Stage.FETCH):
             self._wait()
 
+    @property
+    def enabled(self) -> bool:
+        return self._limiter is not None
+
+    def try_acquire(self, *, leave: int = 0) -> bool:
+        """Take a request slot now if one is free with ``leave`` more still free after it; never waits.
+        True when the request may be sent (always, when the limit is off)."""
+        if self._limiter is None:
+            return True
+        with redis_errors(Stage.FETCH):
+            if leave > 0 and not self._limiter.test(self._item, self.key, cost=leave + 1):
+                return False
+            return bool(self._limiter.hit(self._item, self.key))
+
     def used(self) -> int:
         """Requests counted in the current window, by every process (0 when the limit is off)."""
         if self._limiter is None:
