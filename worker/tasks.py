@@ -4,9 +4,13 @@ everything is re-fetched and decided in ``worker.sync``.
 - ``sync_call(call_id)``: the streaming path under its per-call guard (``worker.sync.stream.sync_and_record``).
 - ``sweep()`` (beat, every 5 s): due retries and lost tasks back to the queue (``worker.sync.sweep``).
 - ``auto_replay()`` (beat): retryable failures queued again, bounded (``worker.sync.sweep``).
+- ``reconcile()`` (beat): one reconciliation pass over ``GET /call/logs`` (``worker.reconcile.run``).
+- ``audit()`` (beat): the three-way audit of the last hours, published (``worker.reconcile.audit_run``).
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 from worker.celery_app import app
 from worker.runtime import get_runtime
@@ -31,3 +35,29 @@ def auto_replay() -> int:
     """Queue again the failed calls whose last error was retryable, each at most ``CRM_SYNC_AUTO_REPLAY_MAX``
     times; permanent failures wait for ops."""
     return sweeping.replay_retryable(get_runtime())
+
+
+@app.task(name="crm_sync.reconcile", ignore_result=True)
+def reconcile() -> int:
+    """Queue the finished calls Twenty2 lists that the ledger never heard of (their webhook never came)."""
+    from worker.reconcile.run import run_once
+
+    report = run_once(get_runtime())
+    return len(report.queued) if report else 0
+
+
+#: The scheduled audit does not judge calls this recent (their webhook or reconciliation may be on its way).
+AUDIT_SETTLE = timedelta(minutes=10)
+
+
+@app.task(name="crm_sync.audit", ignore_result=True)
+def audit() -> int:
+    """Compare Twenty2, the ledger and Salesforce over the last ``CRM_SYNC_AUDIT_WINDOW_HOURS``; publish the
+    summary (metric, log event, alert). Returns the number of findings; fixes are for ops (``audit --fix``)."""
+    from worker.reconcile.audit_run import publish, run_audit
+
+    runtime = get_runtime()
+    since = datetime.now(UTC) - timedelta(hours=runtime.settings.crm_sync_audit_window_hours)
+    report, cost = run_audit(runtime, since=since, settle=AUDIT_SETTLE)
+    publish(runtime, report, cost)
+    return len(report.findings)
