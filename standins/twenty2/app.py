@@ -41,6 +41,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from standins.twenty2.data import SandboxCall
 from standins.twenty2.faults import FAULT_SHAPES, Fault, error_response, garbled
+from standins.twenty2.logs import BadLogsQuery, PaginationMode
 from standins.twenty2.state import Twenty2State
 
 
@@ -88,6 +89,8 @@ class _Config(BaseModel):
     lift_rate_limit: bool = False
     rate_limit_retry_after: bool | None = None
     hang_seconds: float | None = Field(None, ge=0)
+    logs_pagination: PaginationMode | None = None
+    logs_page_size: int | None = Field(None, ge=1, le=100)
 
 
 class _Finish(BaseModel):
@@ -204,8 +207,11 @@ def create_app(state: Twenty2State) -> FastAPI:
         return JSONResponse(second, status_code=int(first))
 
     @app.get("/api/call/logs")
-    async def call_logs() -> Response:
-        return JSONResponse(state.render_logs())
+    async def call_logs(request: Request) -> Response:
+        try:
+            return JSONResponse(state.render_logs(dict(request.query_params)))
+        except BadLogsQuery as exc:
+            return error_response(422, "B", validation_errors={exc.field: [str(exc)]})
 
     @app.post("/api/agent/trigger-outbound-call")
     async def trigger_outbound_call(request: Request) -> Response:

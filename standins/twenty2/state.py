@@ -7,7 +7,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
@@ -24,6 +24,7 @@ from standins.twenty2.data import (
     seed_calls,
 )
 from standins.twenty2.faults import Fault, Garble, Scope, Shape
+from standins.twenty2.logs import PaginationMode, render_logs_page
 
 DEFAULT_API_KEY = "sandbox-api-key"
 
@@ -88,6 +89,8 @@ class Twenty2State:
             "rate_limit_retry_after": rate_limit_retry_after,
             "hang_seconds": hang_seconds,
             "latency_ms": 0.0,
+            "logs_pagination": "none",
+            "logs_page_size": 50,
         }
         self._seed = seed
         self._lock = threading.RLock()
@@ -100,6 +103,8 @@ class Twenty2State:
     rate_limit_retry_after: bool
     hang_seconds: float
     latency_ms: float
+    logs_pagination: PaginationMode
+    logs_page_size: int
 
     def configure(self, **changes: Any) -> None:
         """Change settings by name (the admin ``/_sandbox/config`` uses this); unknown names are refused."""
@@ -360,29 +365,29 @@ class Twenty2State:
             "transcript": link("transcripts", "txt", call.transcript is not None),
         }
 
-    def render_logs(self) -> dict[str, Any]:
-        """The documented ``GET /call/logs`` body: every call, newest first, no pagination."""
+    def render_logs(self, params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The ``GET /call/logs`` body: every call, newest first; the documented plain body unless
+        ``logs_pagination`` asks for pages (``standins.twenty2.logs``). Raises ``BadLogsQuery``."""
         with self._lock:
             calls = [(c.model_copy(deep=True), c.call_id in self._pending) for c in self._calls.values()]
+            mode, page_size = self.logs_pagination, self.logs_page_size
         calls.sort(key=lambda item: item[0].started_at or datetime.max.replace(tzinfo=UTC), reverse=True)
-        return {
-            "success": True,
-            "calls": [
-                {
-                    "call_id": c.call_id,
-                    "agent_id": c.agent_id,
-                    "status": PENDING_STATUS if pending else c.status,
-                    "direction": c.direction,
-                    "callee_phone": c.callee_phone,
-                    "caller_phone": c.caller_phone,
-                    "duration_seconds": None if pending else c.duration_seconds,
-                    "cost": None if pending else c.cost_text,
-                    "started_at": iso(c.started_at),
-                    "ended_at": None if pending else iso(c.ended_at),
-                }
-                for c, pending in calls
-            ],
-        }
+        entries = [
+            {
+                "call_id": c.call_id,
+                "agent_id": c.agent_id,
+                "status": PENDING_STATUS if pending else c.status,
+                "direction": c.direction,
+                "callee_phone": c.callee_phone,
+                "caller_phone": c.caller_phone,
+                "duration_seconds": None if pending else c.duration_seconds,
+                "cost": None if pending else c.cost_text,
+                "started_at": iso(c.started_at),
+                "ended_at": None if pending else iso(c.ended_at),
+            }
+            for c, pending in calls
+        ]
+        return render_logs_page(entries, mode=mode, page_size=page_size, params=params or {})
 
     def webhook_payload(self, call_id: str, event: str | None = None) -> dict[str, Any]:
         """The documented post-call webhook for ``call_id`` (its final data, even while the detail is held

@@ -478,3 +478,34 @@ def test_admin_endpoints_control_faults_calls_and_reset(t2: T2Sandbox) -> None:
     assert stats["by_status"] == {"200": 1, "429": 1}
     assert t2.state.call_ids() == [SEED_CALL_ID, SEED_FAILED_CALL_ID]
     assert t2.state.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"page": "0"}, "page"), ({"limit": "x"}, "limit"), ({"cursor": "!!!"}, "cursor")],
+)
+def test_call_logs_bad_page_query_422_shape_b(t2: T2Sandbox, params: dict[str, str], field: str) -> None:
+    t2.state.configure(logs_pagination="cursor" if field == "cursor" else "page")
+
+    response = t2.session().get(f"{t2.api_url}/call/logs", params=params, headers=t2.auth_headers())
+
+    assert response.status_code == 422 and field in response.json()["validationErrors"]
+
+
+def test_call_logs_page_mode_shape(t2: T2Sandbox) -> None:
+    t2.state.add_generated_calls(5, seed=9)
+    t2.state.configure(logs_pagination="page", logs_page_size=3)
+    session = t2.session()
+
+    first = session.get(f"{t2.api_url}/call/logs", headers=t2.auth_headers()).json()
+    second = session.get(f"{t2.api_url}/call/logs", params={"page": "2"}, headers=t2.auth_headers()).json()
+
+    assert len(first["calls"]) == 3 and first["pagination"] == {
+        "page": 1,
+        "limit": 3,
+        "total": 7,
+        "total_pages": 3,
+        "has_more": True,
+    }
+    assert len(second["calls"]) == 3 and second["pagination"]["has_more"] is True
+    assert not {c["call_id"] for c in first["calls"]} & {c["call_id"] for c in second["calls"]}

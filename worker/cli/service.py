@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from standins import SERVICES
 from worker.cli.app import main
 from worker.cli.common import console
 from worker.settings import Settings, settings_help
@@ -42,13 +41,19 @@ def demo() -> None:
 )
 @click.option(
     "--only",
-    type=click.Choice(SERVICES),
     default=None,
-    help="Serve only this sandbox (run one process per service, as the real ones are separate hosts).",
+    metavar="SERVICE",
+    help="Serve only this sandbox: twenty2 or salesforce (run one process per service, as the real ones are "
+    "separate hosts).",
 )
 def sandbox(directory: Path, only: str | None) -> None:
     """Serve the Twenty2 and Salesforce sandboxes in the foreground; writes DIR/sandbox.env to source."""
+    # Imported here: the product imports the stand-ins only when a command that serves them runs.
+    from standins import SERVICES
     from standins.stack.sandboxes import serve_sandboxes_forever
+
+    if only is not None and only not in SERVICES:
+        raise click.BadParameter(f"{only!r} is not one of {', '.join(SERVICES)}", param_hint="--only")
 
     serve_sandboxes_forever(directory, only=only)
 

@@ -22,12 +22,13 @@ from __future__ import annotations
 import base64
 import importlib.metadata
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from functools import partial
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import structlog
@@ -50,6 +51,7 @@ from worker.errors import (
 from worker.http import new_session
 from worker.phones import mask_numbers
 from worker.settings import Settings
+from worker.twenty2.logs import CallLogPage, read_page
 from worker.twenty2.models import CallDetail, Link, is_call_id
 
 log = structlog.get_logger(__name__)
@@ -373,6 +375,34 @@ class Twenty2Client:
             )
         return detail
 
+    def iter_call_logs(self, *, max_pages: int = 1000) -> Iterator[CallLogPage]:
+        """``GET /call/logs``, page by page: the first request with no parameter (the docs name none), the
+        next ones only as the response says (``worker.twenty2.logs``). Every request passes ``before_request``
+        (the rate limiter) and is retried like the detail. Stops after ``max_pages``, on an empty page, when
+        a page points back to a request already made, or at a next link to another origin (the credentials
+        never leave the API host). Raises ``Twenty2Error`` as ``get_call_detail`` does."""
+        params: dict[str, str] = {}
+        url = f"{self._base}/call/logs"
+        asked: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        for _ in range(max_pages):
+            asked.add((url, tuple(sorted(params.items()))))
+            response, body = self._retrying(partial(self._get_json, url, params))
+            page = read_page(body, sent=params, status=response.status_code)
+            yield page
+            if page.next is None or not page.calls:
+                return
+            if page.next.url is not None:
+                url, params = urljoin(f"{self._base}/", page.next.url), {}
+                if _origin(url) != self._origin:
+                    log.warning("twenty2.logs.next_refused", reason="another origin", host=_origin(url)[1])
+                    return
+            else:
+                url, params = f"{self._base}/call/logs", page.next.params
+            if (url, tuple(sorted(params.items()))) in asked:
+                log.warning("twenty2.logs.loop", pages=len(asked))
+                return
+        log.warning("twenty2.logs.max_pages", max_pages=max_pages)
+
     def probe(self) -> requests.Response:
         """One cheap authenticated request, for ``crm-sync doctor``: ``GET /call/detail`` of an id no call has.
         404 (CALL_NOT_FOUND) means the key, secret and workspace were accepted; 401/403 that they were not.
@@ -424,12 +454,18 @@ class Twenty2Client:
     def _retrying(self, attempt: Callable[[], T]) -> T:
         return self._retry.retrying(TRANSIENT_ERRORS, event="twenty2.retry")(attempt)
 
+    def _get_json(self, url: str, params: dict[str, str]) -> tuple[requests.Response, Any]:
+        return self._json(self._api_get_url(url, params))
+
     def _api_get(self, path: str, params: dict[str, str]) -> requests.Response:
+        return self._api_get_url(f"{self._base}{path}", params)
+
+    def _api_get_url(self, url: str, params: dict[str, str]) -> requests.Response:
         if self._before_request is not None:
             self._before_request()
         try:
             response = self._http.get(
-                f"{self._base}{path}",
+                url,
                 params=params,
                 headers=self._api_headers,
                 timeout=self._timeout,
