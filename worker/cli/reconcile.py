@@ -94,7 +94,8 @@ def reconcile(since: str | None, dry_run: bool, limit: int | None, as_json: bool
         console.print("dry run: nothing queued")
     else:
         console.print(
-            f"queued {len(report.queued)}; {len(report.raced)} were taken by a webhook meanwhile; {report.left} left for the next pass"
+            f"queued {len(report.queued)}; {len(report.raced)} taken by a webhook meanwhile; "
+            f"{report.left} left for the next pass"
         )
 
 

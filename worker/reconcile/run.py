@@ -147,7 +147,9 @@ def _queue(runtime: Runtime, decision: Decision, report: PassReport, now: dateti
     if ended is not None:
         lag = max((now - ended).total_seconds(), 0.0)
         report.longest_lag = lag if report.longest_lag is None else max(report.longest_lag, lag)
-    log.info("reconcile.queued", call_id=call.call_id, status=call.status, ended_at=ended)
+    log.info(
+        "reconcile.queued", call_id=call.call_id, status=call.status, ended_at=ended.isoformat() if ended else None
+    )
 
 
 def run_once(runtime: Runtime) -> PassReport | None:

@@ -44,7 +44,7 @@ def load(client: redis.Redis, key: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def last_pass(client: redis.Redis) -> dict[str, Any] | None:
+def last_run(client: redis.Redis) -> dict[str, Any] | None:
     return load(client, LAST_RUN_KEY)
 
 
