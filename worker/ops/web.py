@@ -27,6 +27,7 @@ from worker.intake.flood import FloodGuard, parse_networks
 from worker.ledger import State
 from worker.ops import auth, jobs, queries, stats
 from worker.ops.chart import bars
+from worker.reconcile import status as reconcile_status
 from worker.runtime import Runtime
 from worker.settings import Settings
 
@@ -261,7 +262,14 @@ def ops_router(current: Callable[[], Runtime], settings: Settings) -> APIRouter:
     def overview_context() -> dict[str, Any]:
         rt = current()
         data = stats.overview(rt)
-        return {"o": data, "chart": bars(data.hours), "actions": jobs.actions(rt, 8), "states": list(State)}
+        return {
+            "o": data,
+            "chart": bars(data.hours),
+            "actions": jobs.actions(rt, 8),
+            "states": list(State),
+            "reconcile": reconcile_status.last_run(rt.redis),
+            "audit": reconcile_status.last_audit(rt.redis),
+        }
 
     @router.get("")
     def overview(request: Request) -> Response:
