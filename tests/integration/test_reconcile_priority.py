@@ -13,9 +13,13 @@ from worker.ratelimit import SharedRateLimit
 from worker.reconcile.priority import PriorityBudget
 
 
-def budget(redis_url: str, key: str, *, per_minute: int, reserve: int, max_wait: float = 1.0) -> PriorityBudget:
+def budget(
+    redis_url: str, key: str, *, per_minute: int, reserve: int, max_wait: float = 1.0, pace: float = 0.0
+) -> PriorityBudget:
     limit = SharedRateLimit(redis_url, key=key, per_minute=per_minute, max_wait=30)
-    return PriorityBudget(redis.Redis.from_url(redis_url), limit, reserve=reserve, spare_max_wait=max_wait, poll=0.01)
+    return PriorityBudget(
+        redis.Redis.from_url(redis_url), limit, reserve=reserve, spare_max_wait=max_wait, poll=0.01, pace=pace
+    )
 
 
 def test_reconciliation_leaves_the_reserve_to_webhooks(redis_url: str) -> None:
@@ -87,3 +91,15 @@ def test_a_webhook_fetch_amid_a_reconciliation_backlog_does_not_wait(redis_url: 
         for t in threads:
             t.join()
     assert waited < 0.5 and taken[0] == 28
+
+
+def test_reconciliation_requests_are_paced_across_processes(redis_url: str) -> None:
+    """Two processes' reconciliation together take one slot per pace interval, never a burst."""
+    first = budget(redis_url, "twenty2:paced", per_minute=60, reserve=0, max_wait=5, pace=0.5)
+    second = budget(redis_url, "twenty2:paced", per_minute=60, reserve=0, max_wait=5, pace=0.5)
+    started = time.monotonic()
+    for b in (first, second, first, second):
+        b.spare()
+    elapsed = time.monotonic() - started
+    assert 1.4 <= elapsed < 3.0 and first.limit.used() == 4
+    assert PriorityBudget(redis.Redis.from_url(redis_url), first.limit).pace == 1.0  # 60/min: one a second

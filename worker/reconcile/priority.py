@@ -8,14 +8,16 @@ Every Twenty2 request of every process goes through the shared moving-window lim
   Redis (a sorted set of waiters, each with an expiry, so a killed worker's entry ages out), then it waits
   for a slot exactly as before.
 - ``spare()`` — reconciliation (``GET /call/logs`` pages and the fetches of calls it found). It takes a
-  slot only when **no** urgent request is waiting **and** the window keeps ``reserve`` slots free after it;
+  slot only when **no** urgent request is waiting, the window keeps ``reserve`` slots free after it, **and**
+  no other spare request took one in the last ``pace`` seconds (60 / the limit: one a second at 60/min);
   otherwise it polls again after ``poll`` seconds. It never waits in the limiter's queue, so it never stands
   in front of a webhook.
 
-So a fresh webhook's fetch finds a free slot at once (the reserve is never taken by reconciliation), and
-when webhooks themselves fill the minute, reconciliation stops until their demand is zero again: a backlog of
-reconciled calls delays a webhook's fetch by at most one request already under way (measured in
-``bench/reconcile_priority.py``).
+So a fresh webhook's fetch finds a free slot at once (the reserve is never taken by reconciliation). Once
+webhooks have used the reserve too, reconciliation stops (their demand is not zero) and, because its own
+requests were paced, the slots it held free up one per ``pace`` seconds: the webhook waits at most about
+one request's slot (1 s at 60/min), never for a burst of reconciliation requests to leave the window
+(measured in ``bench/reconcile_priority.py``).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class PriorityBudget:
         reserve: int = 5,
         spare_max_wait: float = 120.0,
         poll: float = 0.05,
+        pace: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -58,6 +61,9 @@ class PriorityBudget:
         self._sleep = sleep
         self._clock = clock
         self.demand_key = f"crm-sync:twenty2-demand:{limit.key}"
+        self.pace_key = f"crm-sync:twenty2-spare-pace:{limit.key}"
+        per_minute = max(limit.per_minute, 1)
+        self.pace = 60.0 / per_minute if pace is None else max(pace, 0.0)
 
     def urgent(self) -> None:
         """Before a webhook-driven request: register demand, wait for the shared limit, withdraw demand."""
@@ -85,7 +91,7 @@ class PriorityBudget:
             return
         waited = 0.0
         while True:
-            if self.demand() == 0 and self.limit.try_acquire(leave=self.reserve):
+            if self.demand() == 0 and self._paced() and self.limit.try_acquire(leave=self.reserve):
                 if waited:
                     log.debug("reconcile.budget_waited", seconds=round(waited, 2))
                 return
@@ -98,6 +104,13 @@ class PriorityBudget:
                 )
             self._sleep(self.poll)
             waited += self.poll
+
+    def _paced(self) -> bool:
+        """Claim this pace interval for one spare request (True), unless another took it (False)."""
+        if self.pace <= 0:
+            return True
+        with redis_errors(Stage.FETCH):
+            return bool(self.r.set(self.pace_key, "1", nx=True, px=max(int(self.pace * 1000), 1)))
 
     def room(self) -> int:
         """Requests reconciliation could take now (0 while webhook-driven requests wait)."""
