@@ -181,7 +181,7 @@ class Settings(BaseSettings):
 
     # --- Reconciliation and audit (GET /call/logs) ------------------------------------------------------
     crm_sync_reconcile_every_seconds: float = Field(
-        60.0,
+        20.0,
         description="How often beat lists Twenty2's calls (GET /call/logs) to sync finished calls whose webhook "
         "never came; 0 turns reconciliation off.",
     )
