@@ -8,16 +8,17 @@ Every Twenty2 request of every process goes through the shared moving-window lim
   Redis (a sorted set of waiters, each with an expiry, so a killed worker's entry ages out), then it waits
   for a slot exactly as before.
 - ``spare()`` — reconciliation (``GET /call/logs`` pages and the fetches of calls it found). It takes a
-  slot only when **no** urgent request is waiting, the window keeps ``reserve`` slots free after it, **and**
-  no other spare request took one in the last ``pace`` seconds (60 / the limit: one a second at 60/min);
-  otherwise it polls again after ``poll`` seconds. It never waits in the limiter's queue, so it never stands
-  in front of a webhook.
+  slot only when **no** urgent request is waiting, the window keeps free after it ``reserve`` slots **plus
+  as many as urgent requests took in the last window** (the webhooks' own pace, so the room they will need
+  in the next minute stays free), **and** no other spare request took one in the last ``pace`` seconds
+  (60 / the limit: one a second at 60/min); otherwise it polls again after ``poll`` seconds. It never waits
+  in the limiter's queue, so it never stands in front of a webhook.
 
-So a fresh webhook's fetch finds a free slot at once (the reserve is never taken by reconciliation). Once
-webhooks have used the reserve too, reconciliation stops (their demand is not zero) and, because its own
-requests were paced, the slots it held free up one per ``pace`` seconds: the webhook waits at most about
-one request's slot (1 s at 60/min), never for a burst of reconciliation requests to leave the window
-(measured in ``bench/reconcile_priority.py``).
+So a fresh webhook's fetch finds a free slot at once: reconciliation uses only what the webhooks of the
+last minute left, minus the reserve. Should webhooks outgrow that (a burst above their last minute's rate
+and the reserve), reconciliation stops (their demand is not zero) and, its own requests having been paced,
+the slots it held free up about one per ``pace`` seconds, never all at the end of the window (measured in
+``bench/reconcile_priority.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import redis
 import structlog
 
 from worker.errors import Stage, Twenty2RateLimited, redis_errors
-from worker.ratelimit import SharedRateLimit
+from worker.ratelimit import WINDOW_SECONDS, SharedRateLimit
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +63,7 @@ class PriorityBudget:
         self._clock = clock
         self.demand_key = f"crm-sync:twenty2-demand:{limit.key}"
         self.pace_key = f"crm-sync:twenty2-spare-pace:{limit.key}"
+        self.urgent_key = f"crm-sync:twenty2-urgent:{limit.key}"
         per_minute = max(limit.per_minute, 1)
         self.pace = 60.0 / per_minute if pace is None else max(pace, 0.0)
 
@@ -75,8 +77,18 @@ class PriorityBudget:
         try:
             self.limit.acquire()
         finally:
+            now = self._clock()
             with redis_errors(Stage.FETCH):
-                self.r.zrem(self.demand_key, token)
+                pipe = self.r.pipeline(transaction=False)
+                pipe.zrem(self.demand_key, token)
+                pipe.zadd(self.urgent_key, {token: now})
+                pipe.zremrangebyscore(self.urgent_key, "-inf", now - WINDOW_SECONDS)
+                pipe.execute()
+
+    def recent_urgent(self) -> int:
+        """Urgent requests sent in the last window (every process)."""
+        with redis_errors(Stage.FETCH):
+            return int(self.r.zcount(self.urgent_key, self._clock() - WINDOW_SECONDS, "+inf"))  # type: ignore[arg-type]
 
     def demand(self) -> int:
         """Webhook-driven requests waiting for the limit now (every process)."""
@@ -91,7 +103,12 @@ class PriorityBudget:
             return
         waited = 0.0
         while True:
-            if self.demand() == 0 and self._paced() and self.limit.try_acquire(leave=self.reserve):
+            if (
+                self.demand() == 0
+                and self.limit.try_acquire(leave=self.reserve + self.recent_urgent(), test_only=True)
+                and self._paced()
+                and self.limit.try_acquire(leave=self.reserve + self.recent_urgent())
+            ):
                 if waited:
                     log.debug("reconcile.budget_waited", seconds=round(waited, 2))
                 return
@@ -118,4 +135,4 @@ class PriorityBudget:
             return self.limit.per_minute if self.limit.per_minute > 0 else 1_000_000
         if self.demand():
             return 0
-        return max(self.limit.per_minute - self.limit.used() - self.reserve, 0)
+        return max(self.limit.per_minute - self.limit.used() - self.reserve - self.recent_urgent(), 0)
