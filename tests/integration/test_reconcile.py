@@ -199,3 +199,48 @@ def test_cli_reconcile_dry_run_shows_masked_numbers_and_audit_json(one_missed_nu
     data = json.loads(audited.stdout)
     assert audited.exit_code == 1 and data["by_kind"]["not_in_ledger"] == data["findings"] >= 1
     assert all(item["fix"].startswith("crm-sync replay ") for item in data["items"])
+
+
+@pytest.fixture
+def first_install(boxes: Sandboxes, redis_url: str) -> tuple[dict[str, str], list[str], str]:
+    """Calls from before the install (none in the ledger), one still in progress."""
+    boxes.twenty2.configure(rate_limit_per_minute=None)
+    done = [boxes.twenty2.add_call(callee_phone=f"900000060{n}") for n in range(3)]
+    running = boxes.twenty2.add_call(callee_phone="9000000609")
+    boxes.twenty2.set_pending(running)
+    return cli_env(boxes, redis_url), done, running
+
+
+def test_cli_backfill_since_syncs_the_finished_calls_twenty2_lists(
+    first_install: tuple[dict[str, str], list[str], str], boxes: Sandboxes
+) -> None:
+    env, done, running = first_install
+    result = CliRunner().invoke(main, ["backfill", "--since", "3650d", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    finished = len(boxes.twenty2.call_ids()) - 1  # every call but the one in progress (the seeds too)
+    assert report["requested"] == finished and report["outcomes"]["synced"] == finished
+    assert all(len(call_tasks(boxes, c)) == 1 for c in done) and call_tasks(boxes, running) == []
+    again = CliRunner().invoke(main, ["backfill", "--since", "3650d", "--json"], env=env)
+    assert json.loads(again.stdout)["outcomes"]["resolved"] == finished  # twice writes nothing twice
+
+
+@pytest.fixture
+def doubled_task(boxes: Sandboxes, redis_url: str) -> tuple[dict[str, str], str]:
+    rt = runtime(boxes, redis_url)
+    call_id = boxes.twenty2.add_call(callee_phone="9000000701")
+    assert webhook(rt, call_id) == "synced"
+    (original,) = call_tasks(boxes, call_id)
+    boxes.salesforce.insert_raw("Task", {"Subject": original["Subject"], FIELD: call_id})
+    return cli_env(boxes, redis_url), call_id
+
+
+def test_cli_replay_dedupe_keeps_the_task_the_ledger_recorded(
+    doubled_task: tuple[dict[str, str], str], boxes: Sandboxes
+) -> None:
+    env, call_id = doubled_task
+    kept = next(t["Id"] for t in call_tasks(boxes, call_id) if t.get("TaskSubtype") == "Call")
+    result = CliRunner().invoke(main, ["replay", "--dedupe", call_id, "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["deleted"][call_id]) == 1
+    assert [t["Id"] for t in call_tasks(boxes, call_id)] == [kept]
