@@ -152,9 +152,17 @@ def _queue(runtime: Runtime, decision: Decision, report: PassReport, now: dateti
     )
 
 
+def pass_lock_seconds(every_seconds: float) -> float:
+    """How long a pass holds the one-pass-at-a-time lock: three intervals (at least 30 s). Short on purpose:
+    a worker killed mid-pass must not stop reconciliation for long (the chaos run kills workers), and a pass
+    that outlives it is harmless (a second pass queues nothing twice: the ledger's accept decides)."""
+    return max(3 * every_seconds, 30.0)
+
+
 def run_once(runtime: Runtime) -> PassReport | None:
     """The beat task's pass, one at a time across processes (a pass still running makes this one a no-op)."""
-    lock = runtime.redis.lock(status.RUN_LOCK_KEY, timeout=600, blocking=False)
+    seconds = pass_lock_seconds(runtime.settings.crm_sync_reconcile_every_seconds)
+    lock = runtime.redis.lock(status.RUN_LOCK_KEY, timeout=seconds, blocking=False)
     if not lock.acquire():
         log.info("reconcile.pass_running_elsewhere")
         return None

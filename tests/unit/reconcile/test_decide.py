@@ -97,3 +97,9 @@ def test_watermark_moves_to_the_newest_handled_final_call_only() -> None:
 def test_counts_name_every_verdict() -> None:
     decisions = decide([call(1), call(2, "queued", ended=None)], {}, since=SINCE)
     assert counts(decisions) == {"sync": 1, "in_progress": 1, "known": 0, "outside": 0}
+
+
+def test_a_killed_pass_blocks_the_next_ones_for_three_intervals_at_most() -> None:
+    from worker.reconcile.run import pass_lock_seconds
+
+    assert pass_lock_seconds(20) == 60 and pass_lock_seconds(3) == 30
