@@ -69,6 +69,12 @@ def records_of(ledger: Ledger, ids: list[str]) -> dict[str, Record | None]:
     return {call_id: found.get(call_id) for call_id in ids}
 
 
+def _first_source(ctx: ChaosContext, call_id: str) -> str | None:
+    """Who first brought the call to the ledger (``webhook``, ``reconcile``, …), None when nobody has yet."""
+    accepted = [e for e in ctx.services.ledger.history(call_id) if e.get("event") == "accepted"]
+    return str(accepted[0].get("source")) if accepted else None
+
+
 def crm_sync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """A ``crm-sync`` command as ops would run it, with the service's environment."""
     command = [str(Path(sys.executable).parent / "crm-sync"), *args]
@@ -95,6 +101,7 @@ class MissedRunPhase(RunPhase):
         self.finished: dict[str, float] = {}
         self.dropped: set[str] = set()
         self.down: tuple[float, float] | None = None
+        self.answer_lost: list[str] = []
 
     def _outage(self, ctx: ChaosContext) -> None:
         stack, intake = ctx.services.processes, ctx.services.intake
@@ -140,7 +147,10 @@ class MissedRunPhase(RunPhase):
                     answers[call_id] = type(exc).__name__
         outage.join(timeout=self.intake_down + 90)
         ctx.answers = answers
-        missed = [c for c, a in answers.items() if not (isinstance(a, int) and 200 <= a < 300) and c in in_twenty2]
+        unanswered = [c for c, a in answers.items() if not (isinstance(a, int) and 200 <= a < 300) and c in in_twenty2]
+        # A webhook the intake recorded before it was killed, whose answer was lost, reached the ledger: not missed.
+        self.answer_lost = [c for c in unanswered if c not in self.dropped and _first_source(ctx, c) == "webhook"]
+        missed = [c for c in unanswered if c not in self.answer_lost]
         self._wait_found(ctx, missed)
         figures = ctx.wait_and_measure(started, "waiting for terminal states")
         return {**figures, **self._missed_figures(ctx, missed)}
@@ -165,6 +175,7 @@ class MissedRunPhase(RunPhase):
         return {
             "webhooks_never_sent": len([c for c in missed if c in self.dropped]),
             "webhooks_refused_intake_down": len(refused),
+            "webhooks_recorded_answer_lost": len(self.answer_lost),
             "intake_down_seconds": round(self.down[1] - self.down[0], 1) if self.down else None,
             "missed": len(missed),
             "missed_found_by_reconciliation": len(found),
