@@ -2,7 +2,7 @@
 (``worker.reconcile.audit``), publish the summary, and apply the fixes.
 
 Cost: the listing's pages (one Twenty2 request each, through reconciliation's low-priority client), one
-pipelined Redis read, and about six SOQL queries per thousand calls (``salesforce_tasks``).
+pipelined Redis read, and about eight SOQL queries per thousand calls (``salesforce_tasks``).
 
 ``publish`` is the one place the summary goes out: the ``audit.summary`` log event, Redis (the ops console
 and the ``crm_sync_audit_*`` metrics read it) and, when finished calls are missing in Salesforce, one alert

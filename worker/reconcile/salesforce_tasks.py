@@ -3,8 +3,9 @@ the removal of duplicate copies (``crm-sync replay --dedupe``).
 
 Ids go into the query as SOQL string literals; only Twenty2 call ids (optionally with the follow-up suffix)
 are accepted, so nothing else can travel into SOQL. A query's ``IN`` list is filled up to ``QUERY_CHARS``
-characters (the query travels in the URL of a GET, which Salesforce caps at 16,384 bytes): about 350
-external ids a query, so a thousand calls (two external ids each) cost about six requests.
+characters (the query travels in the URL of a GET, which Salesforce caps at 16,384 bytes): about 280
+external ids a query (24-character call ids), so a thousand calls (two external ids each) cost eight
+requests (measured in the chaos run).
 """
 
 from __future__ import annotations
