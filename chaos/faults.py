@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from chaos import worker_loss
 from chaos.options import ChaosOptions
 from standins.stack.processes import Stack
 from standins.stack.redis_server import RedisServer
@@ -114,14 +115,18 @@ class Chaos:
     def kill_worker(self) -> None:
         name = self.rng.choice(self.workers)
         process = self.stack.processes[name]
+        held = worker_loss.held_before_kill(self.redis_server.url, process.pid)
         self.stack.kill(name)  # SIGKILL to the process group: no warm shutdown, no requeue by the worker
+        killed_at = time.time()
         self._restarts += 1
         new_name = f"{name.split('.')[0]}.{self._restarts}"
         time.sleep(RESTART_DELAY_SECONDS)
         self.stack.start(new_name, entry="worker")
         self.workers[self.workers.index(name)] = new_name
-        self.kills.append({"killed": name, "pid": process.pid, "restarted_as": new_name})
-        self.note(f"SIGKILL {name} (pid {process.pid}, process group); restarted as {new_name}")
+        self.kills.append(
+            {"killed": name, "pid": process.pid, "restarted_as": new_name, "killed_at": killed_at, "held": held}
+        )
+        self.note(f"SIGKILL {name} (pid {process.pid}, process group, held {len(held)} calls); restarted as {new_name}")
 
     def restart_redis(self) -> None:
         started = time.monotonic()

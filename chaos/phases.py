@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from chaos import report, verify
+from chaos import report, verify, worker_loss
 from chaos.faults import Chaos
 from chaos.options import ChaosOptions
 from chaos.scenario import Scenario
@@ -77,14 +77,17 @@ class RunPhase(Phase):
         started = time.monotonic()
         ctx.chaos.start(ctx.options.window)
         ctx.answers = post_all(ctx.services.intake, ctx.scenario, ctx.options.window)
-        return ctx.wait_and_measure(started, "waiting for terminal states")
+        figures = ctx.wait_and_measure(started, "waiting for terminal states")
+        figures["worker_loss"] = worker_loss.kill_delays(ctx.services.ledger, ctx.chaos.kills)
+        return figures
 
     def report(self, ctx: ChaosContext, figures: dict[str, Any]) -> None:
         report.print_chaos(ctx.console, ctx.chaos.log, ctx.chaos.summary())
         report.print_figures(ctx.console, "after the run", figures)
+        worker_loss.print_delays(ctx.console, figures["worker_loss"])
 
     def checks(self, figures: dict[str, Any]) -> list[verify.Check]:
-        return verify.run_checks(figures)
+        return [*verify.run_checks(figures), worker_loss.check(figures["worker_loss"])]
 
 
 class ReplayPhase(Phase):

@@ -13,6 +13,7 @@ from celery import Celery
 from celery.signals import setup_logging
 
 from worker.logs import configure_logging
+from worker.redis_clients import celery_broker
 from worker.settings import Settings
 
 QUEUE = "crm-sync"
@@ -20,16 +21,12 @@ QUEUE = "crm-sync"
 
 def make_celery(settings: Settings) -> Celery:
     app = Celery("crm_sync", include=["worker.tasks", "worker.alerts"])
+    broker_url, transport_options, use_ssl = celery_broker(settings)
     app.conf.update(
-        broker_url=settings.redis_url,
+        broker_url=broker_url,
         broker_connection_retry_on_startup=True,
-        broker_transport_options={
-            "visibility_timeout": settings.celery_visibility_timeout,
-            "socket_timeout": 5,
-            "socket_connect_timeout": 3,
-            "retry_on_timeout": True,
-            "health_check_interval": 10,
-        },
+        broker_transport_options=transport_options,
+        broker_use_ssl=use_ssl,
         task_serializer="json",
         result_serializer="json",
         accept_content=["json"],
@@ -48,6 +45,9 @@ def make_celery(settings: Settings) -> Celery:
             "interval_max": 0.5,
         },
         worker_hijack_root_logger=False,
+        # No remote control (celery inspect / control): nothing here uses it, and its broadcast (pub/sub)
+        # channel is what crashed a worker on reconnecting through Sentinel in the failover run.
+        worker_enable_remote_control=False,
         worker_cancel_long_running_tasks_on_connection_loss=False,
         beat_schedule={
             "sweep": {"task": "crm_sync.sweep", "schedule": 5.0},

@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 import redis
 import requests
 
+from worker import retry
 from worker.errors import SyncError
+from worker.redis_clients import redis_client
 from worker.settings import Settings
 
 if TYPE_CHECKING:
@@ -262,15 +264,17 @@ def check_salesforce(settings: Settings, dates: _Dates) -> list[Check]:
 
 
 def check_redis(settings: Settings, client: redis.Redis | None = None) -> list[Check]:
-    client = client or redis.Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=2)
+    client = client or redis_client(settings, purpose="doctor", policy=retry.ONCE)
     try:
         client.ping()
     except redis.RedisError as exc:
         return [
             _problem(
                 "Redis",
-                f"{settings.redis_url.split('@')[-1]} does not answer: {type(exc).__name__}",
-                "start Redis or fix REDIS_URL",
+                f"{_redis_target(settings)} does not answer: {type(exc).__name__}",
+                "start Redis or fix REDIS_SENTINELS / REDIS_SENTINEL_MASTER"
+                if settings.sentinels
+                else "start Redis or fix REDIS_URL",
             )
         ]
     try:
@@ -308,6 +312,14 @@ def check_redis(settings: Settings, client: redis.Redis | None = None) -> list[C
             )
         )
     return checks
+
+
+def _redis_target(settings: Settings) -> str:
+    """Where Redis is looked for, without credentials."""
+    if settings.sentinels:
+        addresses = ",".join(f"{host}:{port}" for host, port in settings.sentinels)
+        return f"primary {settings.redis_sentinel_master!r} via Sentinels {addresses}"
+    return settings.redis_url.split("@")[-1]
 
 
 def _config(client: redis.Redis, name: str) -> Any:

@@ -12,10 +12,11 @@ from collections.abc import Callable
 
 import structlog
 from limits import RateLimitItemPerSecond
-from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
 from worker.errors import Stage, redis_errors
+from worker.redis_clients import limits_storage, settings_for
+from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -27,7 +28,7 @@ class SharedRateLimit:
 
     def __init__(
         self,
-        redis_url: str,
+        redis: Settings | str,
         *,
         key: str,
         per_minute: int,
@@ -42,7 +43,9 @@ class SharedRateLimit:
         # exactly as long as the server's lets a burst at the window's edge arrive as the 61st (a 429).
         self._item = RateLimitItemPerSecond(max(per_minute, 1), WINDOW_SECONDS)
         self._limiter = (
-            MovingWindowRateLimiter(RedisStorage(redis_url, key_prefix="crm-sync-rl")) if per_minute > 0 else None
+            MovingWindowRateLimiter(limits_storage(settings_for(redis), key_prefix="crm-sync-rl"))
+            if per_minute > 0
+            else None
         )
 
     def acquire(self) -> None:

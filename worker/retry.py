@@ -5,6 +5,9 @@
 - the Twenty2 client's in-process retries (``Backoff`` ``TWENTY2``: 4 attempts, 0.5 s doubling, at most 8 s),
 - the Salesforce client's read retries and the Lead reader's (``SALESFORCE_READS``: 3 attempts, 0.5 s
   doubling, at most 4 s), both as the ``wait`` of a tenacity loop (``Backoff.wait``),
+- every Redis client's retries of a lost connection or a demoted primary during a failover (``REDIS``, and
+  the intake's shorter ``REDIS_INTAKE``: it must answer within 5 s), as redis-py's ``Retry`` backoff
+  (``RedisBackoff``; built in ``worker.redis_clients``),
 - the ledger's due times for a retryable sync (``CRM_SYNC_RETRY_BASE_SECONDS`` doubling per failure, at most
   ``CRM_SYNC_RETRY_MAX_SECONDS``; see ``worker.sync.core.record_error``).
 
@@ -26,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import structlog
+from redis.backoff import AbstractBackoff
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 log = structlog.get_logger(__name__)
@@ -132,3 +136,25 @@ class Backoff:
 TWENTY2 = Backoff(attempts=4, base=0.5, cap=8.0)
 #: Salesforce reads (query, search, describe, get, limits; the Lead reader's composites) on ``SalesforceUnavailable``.
 SALESFORCE_READS = Backoff(attempts=3, base=0.5, cap=4.0)
+
+
+class RedisBackoff(AbstractBackoff):
+    """redis-py's ``Retry`` backoff from a ``Backoff`` policy (no wait while tests switched waits off)."""
+
+    def __init__(self, policy: Backoff) -> None:
+        self.policy = policy
+
+    def reset(self) -> None:
+        """Stateless: every failure count is computed afresh."""
+
+    def compute(self, failures: int) -> float:
+        return self.policy.delay(max(failures, 1)) if _waiting else 0.0
+
+
+#: Redis commands on a lost connection / a demoted primary (Sentinel failover): about 7 s of retries at
+#: most, long enough for Sentinel to promote a replica (down-after + election) with short settings.
+REDIS = Backoff(attempts=7, base=0.25, cap=2.0)
+#: No retry at all (the intake's flood guard fails open at once instead).
+ONCE = Backoff(attempts=1, base=0.0, cap=0.0)
+#: The intake's Redis commands: under a second of retries, then 503 (Twenty2's budget is 5 s).
+REDIS_INTAKE = Backoff(attempts=3, base=0.1, cap=0.4)

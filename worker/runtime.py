@@ -14,6 +14,9 @@ from worker.celery_app import make_celery
 from worker.ledger import Ledger
 from worker.logs import register_secrets
 from worker.personal import PersonalData
+from worker.redis_clients import redis_client, uses_sentinel
+from worker.replicas import ReplicaConfirm
+from worker.retry import REDIS, REDIS_INTAKE, Backoff
 from worker.salesforce.budget import ApiBudget
 from worker.salesforce.lead_cache import LeadCache
 from worker.settings import Settings
@@ -25,6 +28,9 @@ if TYPE_CHECKING:
 @dataclass
 class Runtime:
     settings: Settings
+    #: Who uses this runtime: ``intake`` (the web process: Redis retries short enough for Twenty2's 5 s) or
+    #: ``app`` (worker, beat, CLI).
+    purpose: str = "app"
     _services: Services | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -43,13 +49,20 @@ class Runtime:
                 s.crm_sync_alert_webhook_url.get_secret_value(),
                 *(v.strip() for v in s.crm_sync_intake_signing_secret.get_secret_value().split(",")),
                 *s.data_keys,
+                s.redis_password.get_secret_value(),
+                s.redis_sentinel_password.get_secret_value(),
             ]
         )
 
     @cached_property
     def redis(self) -> redis.Redis:
-        return redis.Redis.from_url(
-            self.settings.redis_url, socket_timeout=3, socket_connect_timeout=2, health_check_interval=10
+        return redis_client(self.settings, purpose=self.purpose, policy=POLICIES.get(self.purpose))
+
+    @cached_property
+    def replicas(self) -> ReplicaConfirm:
+        """Confirms that writes so far reached a replica (``worker.replicas``; a no-op without replicas)."""
+        return ReplicaConfirm(
+            self.redis, timeout_ms=self.settings.redis_wait_replicas_ms, required=uses_sentinel(self.settings)
         )
 
     @cached_property
@@ -93,14 +106,18 @@ class Runtime:
             return self._services
 
 
+#: Redis retry policy per runtime purpose.
+POLICIES: dict[str, Backoff] = {"app": REDIS, "intake": REDIS_INTAKE}
+
 _runtime: Runtime | None = None
 _runtime_lock = threading.Lock()
 
 
-def get_runtime() -> Runtime:
-    """The process-wide runtime (worker and web processes), built from the environment on first use."""
+def get_runtime(purpose: str = "app") -> Runtime:
+    """The process-wide runtime (worker and web processes), built from the environment on first use
+    (``purpose``: see ``Runtime.purpose``; the first caller's counts)."""
     global _runtime
     with _runtime_lock:
         if _runtime is None:
-            _runtime = Runtime(Settings())
+            _runtime = Runtime(Settings(), purpose=purpose)
         return _runtime

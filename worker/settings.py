@@ -38,7 +38,34 @@ class Settings(BaseSettings):
 
     # --- Redis / Celery -------------------------------------------------------------------------------
     redis_url: str = Field(
-        "redis://127.0.0.1:6379/0", description="Redis for the Celery broker, results and the sync ledger."
+        "redis://127.0.0.1:6379/0",
+        description="Redis for the Celery broker, the ledger, locks, rate limits and caches (single Redis, or "
+        "a managed Redis with failover behind one address; rediss:// for TLS). Ignored when REDIS_SENTINELS is set.",
+    )
+    redis_sentinels: str = Field(
+        "",
+        description="Redis Sentinel addresses, comma-separated host:port (port 26379 when left out); set = "
+        "every Redis client finds the primary through them and follows a failover.",
+    )
+    redis_sentinel_master: str = Field("mymaster", description="The master name the Sentinels monitor.")
+    redis_sentinel_password: SecretStr = Field(
+        SecretStr(""), description="Password of the Sentinels themselves (requirepass of sentinel.conf), if any."
+    )
+    redis_username: str = Field("", description="Redis ACL user of the data nodes, with REDIS_SENTINELS.")
+    redis_password: SecretStr = Field(
+        SecretStr(""), description="Password of the Redis data nodes, with REDIS_SENTINELS (in REDIS_URL otherwise)."
+    )
+    redis_db: int = Field(0, description="Database number, with REDIS_SENTINELS (in REDIS_URL otherwise).")
+    redis_tls: bool = Field(
+        False, description="TLS to the Sentinels and the data nodes, with REDIS_SENTINELS (rediss:// otherwise)."
+    )
+    redis_tls_ca_file: str = Field(
+        "", description="CA bundle verifying the Redis/Sentinel certificates; empty = the system store."
+    )
+    redis_wait_replicas_ms: int = Field(
+        500,
+        description="How long the intake waits for a replica to confirm an accepted webhook (WAIT) before "
+        "answering 503; only when the primary has replicas; 0 = do not wait.",
     )
     celery_visibility_timeout: int = Field(
         900,
@@ -217,6 +244,17 @@ class Settings(BaseSettings):
         24.0, description="Hours of calls the scheduled audit compares (the CLI takes --since)."
     )
 
+    @field_validator("redis_sentinels")
+    @classmethod
+    def _valid_sentinels(cls, value: str) -> str:
+        parse_sentinels(value)
+        return value
+
+    @cached_property
+    def sentinels(self) -> list[tuple[str, int]]:
+        """``REDIS_SENTINELS`` as (host, port) pairs; empty = a plain ``REDIS_URL``."""
+        return parse_sentinels(self.redis_sentinels)
+
     @field_validator("crm_sync_data_key")
     @classmethod
     def _long_data_keys(cls, value: SecretStr) -> SecretStr:
@@ -299,6 +337,36 @@ class Settings(BaseSettings):
     def requests_verify(self) -> str | bool:
         """Value for ``requests``' ``verify``: the CA bundle when set, else the system store. Never False."""
         return self.crm_sync_ca_bundle or True
+
+
+SENTINEL_PORT = 26379
+
+
+def parse_sentinels(value: str) -> list[tuple[str, int]]:
+    """``"a:26379, b, [::1]:26380"`` → ``[("a", 26379), ("b", 26379), ("::1", 26380)]``; raises ValueError."""
+    found = []
+    for item in (part.strip() for part in value.split(",")):
+        if not item:
+            continue
+        if item.startswith("["):
+            host, sep, rest = item[1:].partition("]")
+            if not sep or (rest and not rest.startswith(":")):
+                raise ValueError(f"sentinel address {item!r}: write [ipv6]:port")
+            port_text = rest[1:]
+        elif item.count(":") > 1:
+            raise ValueError(f"sentinel address {item!r}: an IPv6 address goes in brackets, [::1]:26379")
+        else:
+            host, _, port_text = item.partition(":")
+        if not host or "/" in host or "@" in host:
+            raise ValueError(f"sentinel address {item!r}: expected host:port")
+        try:
+            port = int(port_text) if port_text else SENTINEL_PORT
+        except ValueError:
+            raise ValueError(f"sentinel address {item!r}: the port is not a number") from None
+        if not 0 < port < 65536:
+            raise ValueError(f"sentinel address {item!r}: port out of range")
+        found.append((host, port))
+    return found
 
 
 def _parse_window(value: str) -> tuple[time, time]:

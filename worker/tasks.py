@@ -11,14 +11,22 @@ everything is re-fetched and decided in ``worker.sync``.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import structlog
+from celery.signals import task_postrun, task_received
+
+from worker import heartbeat
 from worker.celery_app import app
 from worker.runtime import get_runtime
-from worker.sync import stream
+from worker.sync import holders, stream
 from worker.sync import sweep as sweeping
 
+log = structlog.get_logger(__name__)
+SYNC_CALL = "crm_sync.sync_call"
 
-@app.task(name="crm_sync.sync_call", acks_late=True, ignore_result=True)
+
+@app.task(name=SYNC_CALL, acks_late=True, ignore_result=True)
 def sync_call(call_id: str) -> str:
     """Sync one call and record the outcome. Returns the ledger state it left (or ``busy``/``resolved``)."""
     return stream.sync_and_record(get_runtime(), call_id)
@@ -35,6 +43,33 @@ def auto_replay() -> int:
     """Queue again the failed calls whose last error was retryable, each at most ``CRM_SYNC_AUTO_REPLAY_MAX``
     times; permanent failures wait for ops."""
     return sweeping.replay_retryable(get_runtime())
+
+
+# --- which worker holds which call (``worker.sync.holders``) ----------------------------------------------
+
+
+@task_received.connect
+def _held(request: Any = None, **_: Any) -> None:
+    """A worker received a sync (reserved, maybe not started yet): mark the call as held by this process,
+    so the sweep re-queues it if the process dies. A failure here only costs the fast return."""
+    owner = heartbeat.live_owner()
+    if owner is None or request is None or getattr(request, "task_name", None) != SYNC_CALL or not request.args:
+        return
+    try:
+        holders.hold(get_runtime().redis, owner, str(request.args[0]))
+    except Exception as exc:
+        log.warning("holders.hold_failed", error=type(exc).__name__)
+
+
+@task_postrun.connect
+def _done(sender: Any = None, args: Any = None, **_: Any) -> None:
+    owner = heartbeat.live_owner()
+    if owner is None or getattr(sender, "name", None) != SYNC_CALL or not args:
+        return
+    try:
+        holders.drop(get_runtime().redis, owner, str(args[0]))
+    except Exception as exc:  # left behind: the sweep drops it once this worker stops (the call is resolved)
+        log.warning("holders.drop_failed", error=type(exc).__name__)
 
 
 @app.task(name="crm_sync.reconcile", ignore_result=True)

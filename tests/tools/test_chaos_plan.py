@@ -42,9 +42,21 @@ def test_window_is_at_least_min_window_else_events_over_rate() -> None:
 
 def test_overrides_change_settings_on_top_of_the_defaults() -> None:
     assert as_env(ChaosOptions().settings) == as_env(RUN_SETTINGS)
-    options = ChaosOptions(overrides={"CELERY_VISIBILITY_TIMEOUT": ("3600", "the default")})
+    # One the run already changes is replaced in place; a new one comes after them.
+    options = ChaosOptions(
+        overrides={
+            "CRM_SYNC_MAX_ATTEMPTS": ("3", "fewer attempts"),
+            "CELERY_VISIBILITY_TIMEOUT": ("3600", "a scenario's own"),
+        }
+    )
+    assert as_env(options.settings)["CRM_SYNC_MAX_ATTEMPTS"] == "3"
     assert as_env(options.settings)["CELERY_VISIBILITY_TIMEOUT"] == "3600"
-    assert list(options.settings) == list(RUN_SETTINGS)
+    assert list(options.settings) == [*RUN_SETTINGS, "CELERY_VISIBILITY_TIMEOUT"]
+
+
+def test_the_run_keeps_the_default_visibility_timeout() -> None:
+    """A killed worker's calls must come back through the dead-worker sweep, not a shortened timeout."""
+    assert "CELERY_VISIBILITY_TIMEOUT" not in RUN_SETTINGS
 
 
 def test_each_phase_checks_the_documented_targets() -> None:

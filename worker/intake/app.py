@@ -5,7 +5,8 @@ credentials, so a forged body can at most make us sync a real call again (idempo
 
 Order per webhook request: flood check (429) → shared secret (401, before the body is read) → body read
 under the cap (413) → signature when configured (401) → content type (415) → strict JSON (400) →
-payload (422) → ledger and queue (503 when Redis cannot take it) → 200 queued / duplicate / ignored.
+payload (422) → ledger and queue (503 when Redis cannot take it) → a replica has them, when there are
+replicas (``worker.replicas``; 503 if none confirmed) → 200 queued / duplicate / ignored.
 Authentication rules: ``worker.intake.auth``; flood control: ``worker.intake.flood``.
 
 Every error answer is ``{"success": false, "error": {"code", "message", ...}}``, for any input.
@@ -131,7 +132,7 @@ class Guards:
         signing = settings.crm_sync_intake_signing_secret.get_secret_value()
         register_secrets(part.strip() for part in signing.split(","))
         flood = FloodGuard(
-            settings.redis_url,
+            settings,
             per_minute=settings.crm_sync_intake_rate_limit_per_minute,
             trusted_proxies=parse_networks(settings.crm_sync_trusted_proxies),
         )
@@ -147,7 +148,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     guards: list[Guards] = []
 
     def current() -> Runtime:
-        return rt or get_runtime()
+        return rt or get_runtime("intake")
 
     def security() -> Guards:
         # Built on first use: the process-wide runtime may not exist yet when the app is created.
@@ -210,6 +211,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
                 phone, lead_id = event.lead_hint(runtime.settings.crm_sync_lead_id_param)
                 runtime.lead_cache.hint(call_id, phone=phone, lead_id=lead_id)
                 runtime.enqueue(call_id)
+            if not runtime.replicas.confirm():  # a replica has the record and the task (worker.replicas)
+                return _error(503, "NOT_REPLICATED", "no Redis replica confirmed the call in time; retry later")
         except Exception as exc:
             log.error("intake.enqueue_failed", call_id=call_id, error=type(exc).__name__)
             return _error(503, "QUEUE_UNAVAILABLE", "could not queue the call; retry later")

@@ -25,8 +25,11 @@ from dataclasses import dataclass
 
 import structlog
 from limits import RateLimitItemPerMinute
-from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
+
+from worker import retry
+from worker.redis_clients import limits_storage, settings_for
+from worker.settings import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -79,7 +82,7 @@ class FloodGuard:
 
     def __init__(
         self,
-        redis_url: str,
+        redis: Settings | str,
         *,
         per_minute: int,
         trusted_proxies: Iterable[IPNetwork] = (),
@@ -88,7 +91,7 @@ class FloodGuard:
         self.per_minute = per_minute
         self.trusted_proxies = tuple(trusted_proxies)
         self._item = RateLimitItemPerMinute(max(per_minute, 1), namespace="flood")
-        self._redis_url = redis_url
+        self._settings = settings_for(redis)
         self._key_prefix = key_prefix
         self._limiter: MovingWindowRateLimiter | None = None
         self._lock = threading.Lock()
@@ -152,11 +155,8 @@ class FloodGuard:
     def _get_limiter(self) -> MovingWindowRateLimiter:
         with self._lock:
             if self._limiter is None:
-                storage = RedisStorage(
-                    self._redis_url,
-                    key_prefix=self._key_prefix,
-                    socket_timeout=REDIS_TIMEOUT,
-                    socket_connect_timeout=REDIS_TIMEOUT,
+                storage = limits_storage(
+                    self._settings, key_prefix=self._key_prefix, socket_timeout=REDIS_TIMEOUT, policy=retry.ONCE
                 )
                 self._limiter = MovingWindowRateLimiter(storage)
             return self._limiter

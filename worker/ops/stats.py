@@ -41,9 +41,7 @@ def queue_depth(runtime: Runtime) -> int:
 
 def twenty2_limiter(runtime: Runtime) -> SharedRateLimit:
     s = runtime.settings
-    return SharedRateLimit(
-        s.redis_url, key=f"twenty2:{s.twenty2_workspace_id}", per_minute=s.twenty2_rate_limit_per_minute
-    )
+    return SharedRateLimit(s, key=f"twenty2:{s.twenty2_workspace_id}", per_minute=s.twenty2_rate_limit_per_minute)
 
 
 def percentile(values: list[float], share: float) -> float | None:

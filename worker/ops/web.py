@@ -132,7 +132,7 @@ def ops_router(current: Callable[[], Runtime], settings: Settings) -> APIRouter:
     # Sign-in attempts per client address (the intake's flood guard: shared by every web process, honours
     # CRM_SYNC_TRUSTED_PROXIES); a token is long, this stops guessing.
     attempts = FloodGuard(
-        settings.redis_url,
+        settings,
         per_minute=SIGN_IN_ATTEMPTS_PER_MINUTE,
         trusted_proxies=parse_networks(settings.crm_sync_trusted_proxies),
         key_prefix="crm-sync-ops-sign-in",

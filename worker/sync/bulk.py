@@ -176,7 +176,7 @@ class BulkSync:
         locks: dict[str, Lock] = {}
         for call_id in wanted:
             lock = core.call_lock(self.runtime, call_id)
-            if lock.acquire():
+            if core.acquire(lock):
                 locks[call_id] = lock
             else:
                 self._done(report, call_id, "busy")  # another worker syncs it and records the outcome

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import structlog
 from redis.lock import Lock
 
-from worker import retry
+from worker import heartbeat, retry
 from worker.errors import (
     RetryableError,
     SalesforceLimitExceeded,
@@ -38,6 +38,7 @@ from worker.plan import SyncPlan, lead_phone
 from worker.runtime import Runtime
 from worker.salesforce.budget import daily_requests
 from worker.settings import Settings
+from worker.sync import holders
 from worker.sync.services import Services
 from worker.twenty2.models import CallDetail
 
@@ -84,8 +85,15 @@ def lock_seconds(settings: Settings) -> float:
 
 
 def call_lock(runtime: Runtime, call_id: str) -> Lock:
-    """The call's lock (not yet taken; ``acquire()`` does not block: a held call is someone else's)."""
-    return runtime.redis.lock(f"crm-sync:lock:{call_id}", timeout=lock_seconds(runtime.settings), blocking=False)
+    """The call's lock (not yet taken: take it with ``acquire``; a held call is someone else's)."""
+    return runtime.redis.lock(holders.lock_key(call_id), timeout=lock_seconds(runtime.settings), blocking=False)
+
+
+def acquire(lock: Lock) -> bool:
+    """Take a call lock without blocking. Its value names this process (``holders.lock_token``): the sweep
+    frees the locks of a dead worker only; the release compares the token, so a late worker whose lock
+    expired (or was freed) cannot release the lock another worker holds now."""
+    return bool(lock.acquire(token=holders.lock_token(heartbeat.live_owner())))
 
 
 def release(lock: Lock, **fields: str) -> None:

@@ -7,14 +7,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-import redis
-
 from worker.errors import MappingError
 from worker.mapping import Mapping, load_mapping
 from worker.personal import PersonalData
 from worker.plan import PlanContext
 from worker.ratelimit import SharedRateLimit
 from worker.reconcile.priority import PriorityBudget
+from worker.redis_clients import redis_client
 from worker.salesforce.client import SalesforceClient
 from worker.salesforce.composite_writer import CompositeWriter
 from worker.salesforce.lead_cache import PHONE_FIELDS, LeadCache
@@ -48,12 +47,12 @@ class Services:
     def from_settings(cls, settings: Settings, **overrides: Any) -> Services:
         mapping = overrides.pop("mapping", None) or load_mapping(settings.crm_sync_mapping_file)
         limit = SharedRateLimit(
-            settings.redis_url,
+            settings,
             key=f"twenty2:{settings.twenty2_workspace_id}",
             per_minute=settings.twenty2_rate_limit_per_minute,
         )
         priority = PriorityBudget(
-            redis.Redis.from_url(settings.redis_url, socket_timeout=3),
+            redis_client(settings, purpose="twenty2-priority"),
             limit,
             reserve=settings.crm_sync_reconcile_reserve,
             spare_max_wait=settings.crm_sync_reconcile_max_wait_seconds,
@@ -63,7 +62,7 @@ class Services:
         spare = given or Twenty2Client(settings, before_request=priority.spare)
         salesforce = overrides.pop("salesforce", None) or SalesforceClient(settings)
         cache = overrides.pop("cache", None) or LeadCache(
-            redis.Redis.from_url(settings.redis_url, socket_timeout=3),
+            redis_client(settings, purpose="lead-cache"),
             region=settings.crm_sync_phone_region,
             data=PersonalData.from_settings(settings),
             kept_fields=mapping.lead_fields() & frozenset(PHONE_FIELDS),

@@ -39,11 +39,17 @@ def sync_and_record(runtime: Runtime, call_id: str) -> str:
         log.info("sync.already_resolved", call_id=call_id, state=record.state.value)
         return "resolved"
     lock = core.call_lock(runtime, call_id)
-    if not lock.acquire():
+    if not core.acquire(lock):
         log.info("sync.busy", call_id=call_id)
         return "busy"
     try:
+        record = ledger.get(call_id)  # again, under the lock: resolved by a worker that just released it
+        if record is not None and record.state in RESOLVED:
+            log.info("sync.already_resolved", call_id=call_id, state=record.state.value)
+            return "resolved"
         ledger.start(call_id)
+        if not runtime.replicas.confirm():  # the lock and ``syncing`` on a replica first (worker.replicas)
+            log.warning("sync.guard_not_replicated", call_id=call_id)
         structlog.contextvars.bind_contextvars(call_id=call_id)
         try:
             core.check_budget(runtime)
