@@ -41,7 +41,7 @@ if str(REPO_ROOT) not in sys.path:  # run as a plain script from a checkout
 import requests  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from chaos import verify  # noqa: E402
+from chaos import verify, worker_loss  # noqa: E402
 from chaos.options import WEBHOOK_SECRET, ChaosOptions  # noqa: E402
 from chaos.phases import ChaosContext, Phase, ReplayPhase, RunPhase  # noqa: E402
 from chaos.run import run_chaos  # noqa: E402
@@ -153,6 +153,7 @@ class MissedRunPhase(RunPhase):
         missed = [c for c in unanswered if c not in self.answer_lost]
         self._wait_found(ctx, missed)
         figures = ctx.wait_and_measure(started, "waiting for terminal states")
+        figures["worker_loss"] = worker_loss.kill_delays(ctx.services.ledger, ctx.chaos.kills)
         return {**figures, **self._missed_figures(ctx, missed)}
 
     def _wait_found(self, ctx: ChaosContext, missed: list[str]) -> None:
