@@ -69,6 +69,9 @@ redis.call('RPUSH', KEYS[2], ARGV[3])
 redis.call('LTRIM', KEYS[2], -HISTORY_CAP, -1)
 return state or ''
 """.replace("HISTORY_CAP", str(HISTORY_CAP))
+#: The accept transition's Lua (KEYS: call, history, the 5 state sets; ARGV: id, now, event json, force,
+#: source; returns the state before, '' when new), for scripts that accept and do more in one round trip.
+ACCEPT_SCRIPT = _ACCEPT
 
 #: Upper bounds (seconds) of the intake→Salesforce latency histogram (``/metrics``); "+Inf" beyond.
 LATENCY_BUCKETS = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0, 3600.0, 21600.0, 86400.0)
@@ -229,6 +232,16 @@ class Ledger:
         return f"{self.prefix}:metrics:{name}"
 
     # -- transitions --------------------------------------------------------------------------------------
+    def accept_call(
+        self, call_id: str, *, source: str, detail: dict[str, Any] | None = None, force: bool = False
+    ) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of ``ACCEPT_SCRIPT`` for this acceptance (the intake runs the script inside
+        its own one-round-trip script: ``worker.intake.queue``)."""
+        now = time.time()
+        event = json.dumps({"at": now, "event": "accepted", "source": source, **(detail or {})})
+        keys = [self._call(call_id), self._history(call_id), *(self._state(s) for s in State)]
+        return keys, [call_id, now, event, "1" if force else "0", source]
+
     def accept(
         self, call_id: str, *, source: str, detail: dict[str, Any] | None = None, force: bool = False
     ) -> State | None:
@@ -237,10 +250,8 @@ class Ledger:
         The caller enqueues a sync only when this returns None or ``failed`` (or when ``force``); a webhook
         redelivered for a queued, syncing or synced call is counted and logged, nothing more.
         """
-        now = time.time()
-        event = json.dumps({"at": now, "event": "accepted", "source": source, **(detail or {})})
-        keys = [self._call(call_id), self._history(call_id), *(self._state(s) for s in State)]
-        before = cast(bytes | str, self._accept(keys=keys, args=[call_id, now, event, "1" if force else "0", source]))
+        keys, args = self.accept_call(call_id, source=source, detail=detail, force=force)
+        before = cast(bytes | str, self._accept(keys=keys, args=args))
         text = before.decode() if isinstance(before, bytes) else before
         return State(text) if text else None
 

@@ -53,9 +53,14 @@ class ReplicaConfirm:
         self._replicas: bool | None = None
         self._checked_at = 0.0
 
+    def must_wait(self) -> bool:
+        """Whether ``confirm`` has anything to wait for (no Redis call, but an ``INFO`` every ``CHECK_EVERY``):
+        lets asyncio code (the intake) leave the event loop only when it must."""
+        return self.timeout_ms > 0 and (self.required or self._has_replicas())
+
     def confirm(self) -> bool:
         """True when a replica has the writes made so far, or when there is no replica to wait for."""
-        if self.timeout_ms <= 0 or (not self.required and not self._has_replicas()):
+        if not self.must_wait():
             return True
         pipe = self.client.pipeline(transaction=False)
         pipe.set(MARK, repr(time.time()))

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
         "the longest sync, rate-limit waits included.",
     )
     worker_concurrency: int = Field(16, description="Threads per Celery worker (the work is I/O-bound).")
+    web_concurrency: int = Field(
+        2, description="Intake (web) processes: uvicorn workers sharing the port (the Procfile's --workers)."
+    )
 
     # --- Twenty2 -----------------------------------------------------------------------------------------
     twenty2_base_url: str = Field("https://api.twentytwo.in/api", description="Twenty2 API base URL.")

@@ -18,10 +18,10 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import structlog
-from fastapi import FastAPI, Header, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -33,7 +33,7 @@ from starlette.requests import ClientDisconnect
 
 from worker.intake.auth import MESSAGES, UNAUTHORIZED, IntakeAuth
 from worker.intake.flood import FloodGuard, parse_networks
-from worker.ledger import State
+from worker.intake.queue import IntakeQueue
 from worker.logs import configure_logging, register_secrets
 from worker.runtime import Runtime, get_runtime
 from worker.settings import Settings
@@ -44,8 +44,6 @@ log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 256 * 1024
 MAX_JSON_DEPTH = 32
 HANDLED_EVENTS = frozenset({"call.completed", "call.failed"})
-#: Previous ledger state → what a new delivery does (None: never seen).
-ENQUEUE_FROM = {None: True, State.FAILED: True}
 #: Media types read as JSON (none sent = JSON: some senders omit it).
 JSON_MEDIA_TYPES = frozenset({"application/json", ""})
 #: Status of an error raised by the framework (unknown path, wrong method, ...) → our error code.
@@ -146,9 +144,15 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app = FastAPI(title="crm-sync intake", version="0.1.0", description=__doc__)
     rt = runtime
     guards: list[Guards] = []
+    queues: list[IntakeQueue] = []
 
     def current() -> Runtime:
         return rt or get_runtime("intake")
+
+    def intake_queue() -> IntakeQueue:
+        if not queues:
+            queues.append(IntakeQueue(current()))
+        return queues[0]
 
     def security() -> Guards:
         # Built on first use: the process-wide runtime may not exist yet when the app is created.
@@ -183,7 +187,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             return _error(503, "REDIS_UNAVAILABLE", type(exc).__name__)
         return {"status": "ready"}
 
-    def receive(request: Request, body: bytes) -> JSONResponse:
+    async def receive(request: Request, body: bytes) -> JSONResponse:
         runtime = current()
         content_type = request.headers.get("content-type", "")
         if content_type.split(";")[0].strip().lower() not in JSON_MEDIA_TYPES:
@@ -202,21 +206,23 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         if event.event is not None and event.event not in HANDLED_EVENTS:
             log.info("intake.ignored", call_id=call_id, webhook_event=event.event)
             return JSONResponse({"success": True, "status": "ignored", "call_id": call_id})
+        phone, lead_id = event.lead_hint(runtime.settings.crm_sync_lead_id_param)
         try:
-            before = runtime.ledger.accept(
-                call_id, source="webhook", detail={"webhook_event": event.event, "event_id": event.event_id}
+            # One round trip: ledger record, Lead hint and task message, all or nothing (worker.intake.queue).
+            _, enqueued = await intake_queue().accept(
+                call_id,
+                detail={"webhook_event": event.event, "event_id": event.event_id},
+                phone=phone,
+                lead_id=lead_id,
             )
-            enqueue = ENQUEUE_FROM.get(before, False)
-            if enqueue:
-                phone, lead_id = event.lead_hint(runtime.settings.crm_sync_lead_id_param)
-                runtime.lead_cache.hint(call_id, phone=phone, lead_id=lead_id)
-                runtime.enqueue(call_id)
-            if not runtime.replicas.confirm():  # a replica has the record and the task (worker.replicas)
+            replicas = runtime.replicas
+            # WAIT blocks: in a thread, and only when there are replicas to wait for (worker.replicas).
+            if replicas.must_wait() and not await run_in_threadpool(replicas.confirm):
                 return _error(503, "NOT_REPLICATED", "no Redis replica confirmed the call in time; retry later")
         except Exception as exc:
             log.error("intake.enqueue_failed", call_id=call_id, error=type(exc).__name__)
             return _error(503, "QUEUE_UNAVAILABLE", "could not queue the call; retry later")
-        status = "queued" if enqueue else "duplicate"
+        status = "queued" if enqueued else "duplicate"
         log.info(
             "intake.accepted",
             call_id=call_id,
@@ -229,9 +235,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     body_doc = _webhook_body_doc(security().auth if runtime else None)
 
     @app.post("/webhooks/twenty2", response_model=None, responses=WEBHOOK_RESPONSES, openapi_extra=body_doc)
-    async def webhook(request: Request, authorization: Annotated[str | None, Header()] = None) -> JSONResponse:
+    async def webhook(request: Request) -> JSONResponse:
         """Twenty2 post-call webhook, secret as ``Authorization: Bearer``."""
-        return await _run(request, None, authorization)
+        return await _run(request, None, request.headers.get("authorization"))
 
     # ``anytext``: a token may contain anything, "/" and newlines included; it is then just a wrong token.
     @app.post(
@@ -240,11 +246,9 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         responses=WEBHOOK_RESPONSES,
         openapi_extra=body_doc,
     )
-    async def webhook_token(
-        request: Request, token: str, authorization: Annotated[str | None, Header()] = None
-    ) -> JSONResponse:
+    async def webhook_token(request: Request, token: str) -> JSONResponse:
         """Twenty2 post-call webhook, secret as the last path segment (Twenty2 sends no headers of ours)."""
-        return await _run(request, token, authorization)
+        return await _run(request, token, request.headers.get("authorization"))
 
     async def _run(request: Request, token: str | None, authorization: str | None) -> JSONResponse:
         checks = security()
@@ -272,8 +276,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             if failure:
                 log.warning("intake.unauthenticated", client=peer, reason=failure)
                 return _error(401, failure, MESSAGES[failure])
-        # Redis calls block: run them off the event loop.
-        return await run_in_threadpool(receive, request, body)
+        return await receive(request, body)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -402,7 +405,16 @@ def _webhook_body_doc(auth: IntakeAuth | None) -> dict[str, Any]:
                 }
             },
         },
+        # The headers are read from the request, not declared as FastAPI parameters (their validation would
+        # cost every webhook more than its Redis round trip); documented here instead.
         "parameters": [
+            {
+                "name": "authorization",
+                "in": "header",
+                "required": False,
+                "schema": {"anyOf": [{"type": "string"}, {"type": "null"}], "title": "Authorization"},
+                "description": "Bearer <secret>, when the secret is not the path's last segment",
+            },
             {
                 "name": auth.signature_header,
                 "in": "header",

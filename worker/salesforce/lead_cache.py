@@ -219,13 +219,23 @@ class LeadCache:
     def _hint_order(self) -> str:
         return f"{self.prefix}:lead-hint-order"
 
+    @property
+    def hint_keys(self) -> tuple[str, str]:
+        """(hints hash, hint order list): for the intake's one-round-trip accept script, which writes a hint
+        exactly as ``hint`` does (HSET, RPUSH, LTRIM to ``MAX_HINTS``, EXPIRE both ``HINT_TTL``)."""
+        return self._hints, self._hint_order
+
+    def sealed_hint(self, *, phone: str | None, lead_id: str | None) -> str:
+        """The hint as ``hint`` stores it (sealed: it holds the number), or '' when there is nothing to hint."""
+        return self.data.seal({"phone": phone, "lead_id": lead_id}) if phone or lead_id else ""
+
     def hint(self, call_id: str, *, phone: str | None, lead_id: str | None) -> None:
         """Remember what an accepted webhook says about its Lead (read ahead later, never trusted). Hints are
         read ahead in arrival order, the order the queue hands the calls to the workers. The hint is sealed
         (it holds the number); both keys expire ``HINT_TTL`` after the last hint."""
         if phone or lead_id:
             pipe = self.r.pipeline(transaction=False)
-            pipe.hset(self._hints, call_id, self.data.seal({"phone": phone, "lead_id": lead_id}))
+            pipe.hset(self._hints, call_id, self.sealed_hint(phone=phone, lead_id=lead_id))
             pipe.rpush(self._hint_order, call_id)
             pipe.ltrim(self._hint_order, -MAX_HINTS, -1)  # ids of hints dropped meanwhile pile up otherwise
             pipe.expire(self._hints, HINT_TTL)

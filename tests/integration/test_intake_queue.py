@@ -1,0 +1,99 @@
+"""The intake's one-round-trip accept (``worker.intake.queue``): the task message it pushes is the one Celery's
+``send_task`` pushes, and ledger record, Lead hint and message are written together, in one script call."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import Any
+
+import redis
+
+from worker.celery_app import QUEUE
+from worker.errors import SalesforceUnavailable
+from worker.intake.queue import IntakeQueue, TaskMessages
+from worker.ledger import State
+from worker.runtime import Runtime
+from worker.settings import Settings
+
+#: Parts of a message that differ between any two messages (fresh ids).
+FRESH_HEADERS = {"id", "root_id"}
+FRESH_PROPERTIES = {"correlation_id", "delivery_tag"}
+
+
+def runtime_for(redis_url: str) -> Runtime:
+    return Runtime(Settings(redis_url=redis_url))  # type: ignore[arg-type]
+
+
+def messages(redis_url: str) -> list[dict[str, Any]]:
+    return [json.loads(m) for m in redis.Redis.from_url(redis_url).lrange(QUEUE, 0, -1)]
+
+
+def test_task_message_is_what_send_task_pushes(redis_url: str) -> None:
+    runtime = runtime_for(redis_url)
+    runtime.enqueue("call_9c4d7e12ab")
+    [sent] = messages(redis_url)
+    ours = json.loads(TaskMessages(runtime.celery)("call_9c4d7e12ab"))
+    assert set(ours) == set(sent)
+    assert base64.b64decode(ours["body"]) == base64.b64decode(sent["body"])
+    assert {k: v for k, v in ours["headers"].items() if k not in FRESH_HEADERS} == {
+        k: v for k, v in sent["headers"].items() if k not in FRESH_HEADERS
+    }
+    assert {k: v for k, v in ours["properties"].items() if k not in FRESH_PROPERTIES} == {
+        k: v for k, v in sent["properties"].items() if k not in FRESH_PROPERTIES
+    }
+    assert ours["headers"]["id"] == ours["headers"]["root_id"] == ours["properties"]["correlation_id"]
+    assert ours["properties"]["delivery_tag"] != ours["headers"]["id"]
+
+
+def test_accept_records_hints_and_queues_in_one_script_call(redis_url: str) -> None:
+    runtime = runtime_for(redis_url)
+    queue = IntakeQueue(runtime)
+    client = redis.Redis.from_url(redis_url)
+
+    async def deliver(call_id: str) -> tuple[State | None, bool]:
+        return await queue.accept(call_id, detail={"webhook_event": "call.completed"}, phone="9999999999", lead_id=None)
+
+    async def twice() -> list[tuple[State | None, bool]]:
+        first = await deliver("6a100328ba090039ac8610a2")  # may load the script (NOSCRIPT, SCRIPT LOAD)
+        client.echo("second webhook")
+        return [first, await deliver("call_9c4d7e12ab")]
+
+    with client.monitor() as monitor:
+        assert asyncio.run(twice()) == [(None, True), (None, True)]
+        client.echo("end-of-test")
+        sent: list[str] = []
+        while (command := monitor.next_command())["command"] != "ECHO end-of-test":
+            if command["client_type"] != "lua":  # commands a script ran are not round trips
+                sent.append(command["command"].split()[0] if "ECHO" not in command["command"] else command["command"])
+    # The second webhook: one EVALSHA from the client (and, every 10 s, the pool's health-check PING).
+    second = sent[sent.index("ECHO second webhook") + 1 :]
+    assert [c for c in second if c != "PING"] == ["EVALSHA"], sent
+    runtime.lead_cache.take_hints(1)  # the first call's hint
+
+    record = runtime.ledger.get("call_9c4d7e12ab")
+    assert record is not None and record.state is State.QUEUED and record.deliveries == 1
+    assert [h["event"] for h in runtime.ledger.history("call_9c4d7e12ab")] == ["accepted"]
+    newest = messages(redis_url)[0]  # LPUSH: the newest first
+    assert json.loads(base64.b64decode(newest["body"]))[0] == ["call_9c4d7e12ab"]
+    [hint] = runtime.lead_cache.take_hints(10)
+    assert hint["phone"] == "9999999999"
+
+    # A redelivery while queued: counted, not queued again, no second hint.
+    assert asyncio.run(deliver("call_9c4d7e12ab")) == (State.QUEUED, False)
+    assert len(messages(redis_url)) == 2 and runtime.lead_cache.take_hints(10) == []
+    record = runtime.ledger.get("call_9c4d7e12ab")
+    assert record is not None and record.deliveries == 2
+
+
+def test_a_failed_call_is_queued_again(redis_url: str) -> None:
+    runtime = runtime_for(redis_url)
+    runtime.ledger.accept("6a100328ba090039ac8610a2", source="webhook")
+    runtime.ledger.failed("6a100328ba090039ac8610a2", error=SalesforceUnavailable("Salesforce is down"))
+    queue = IntakeQueue(runtime)
+    before, queued = asyncio.run(queue.accept("6a100328ba090039ac8610a2", detail={}, phone=None, lead_id=None))
+    assert (before, queued) == (State.FAILED, True)
+    assert len(messages(redis_url)) == 1
+    record = runtime.ledger.get("6a100328ba090039ac8610a2")
+    assert record is not None and record.state is State.QUEUED

@@ -1,0 +1,58 @@
+"""The intake load test at a tiny size: every figure comes out, and no accepted webhook is lost.
+
+Timing targets are not asserted (a few seconds on a busy test machine say nothing about them); the load test
+itself reports them against its targets.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from intake_load import LoadOptions, run, table
+
+RUNS = ("bare", "intake", "steady", "burst")
+FIGURES = ("requests", "requests_per_second", "p50_ms", "p99_ms", "max_ms")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    options = LoadOptions(
+        seconds=2,
+        rate=40,
+        burst=60,
+        burst_seconds=1,
+        steady_connections=8,
+        burst_connections=16,
+        drain_timeout=240,
+        work_dir=tmp_path_factory.mktemp("intake-load"),
+        say=lambda _text: None,
+    )
+    return run(options)
+
+
+def test_tiny_load_prints_every_figure_and_loses_nothing(tiny_run: dict[str, Any]) -> None:
+    [figures] = tiny_run["results"]["this"]
+    for name in RUNS:
+        for figure in FIGURES:
+            value = figures[name][figure]
+            assert isinstance(value, int | float) and value > 0, (name, figure, value)
+    # The mix reached the intake: accepted, refused as malformed, refused as unauthenticated.
+    statuses = figures["intake"]["statuses"]
+    assert statuses.get(200, 0) > 0 and statuses.get(401, 0) > 0
+    assert set(statuses) <= {200, 400, 401, 415, 422}, statuses
+    assert figures["steady"]["requests"] == 80 and figures["burst"]["requests"] == 60
+    for name in ("intake", "steady", "burst"):
+        lost = figures[name]["lost"]
+        assert lost["accepted_calls"] > 0 and lost["lost"] == 0, (name, lost)
+    assert figures["drain_seconds"] is not None
+    assert [t["target"][:3] for t in figures["targets"]] == ["(b)", "(c)", "(c)", "(d)", "(d)"]
+
+    printed = table(tiny_run)
+    for label in ("(a) bare endpoint", "(b) intake", "(c) steady", "(d) burst", "intake / bare requests/s"):
+        assert label in printed
