@@ -63,7 +63,8 @@ def test_urgent_withdraws_its_demand_when_done(redis_url: str) -> None:
 
 def test_a_webhook_fetch_amid_a_reconciliation_backlog_does_not_wait(redis_url: str) -> None:
     """Four reconciliation threads keep the window as full as they may; a webhook fetch still finds a slot."""
-    b = budget(redis_url, "twenty2:backlog", per_minute=30, reserve=2, max_wait=5)
+    # Paced as in production (there one a second), which also serializes the takers' test-then-hit.
+    b = budget(redis_url, "twenty2:backlog", per_minute=30, reserve=2, max_wait=5, pace=0.2)
     stop = threading.Event()
     taken = [0]
     counting = threading.Lock()
