@@ -20,7 +20,7 @@ QUEUE = "crm-sync"
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("crm_sync", include=["worker.tasks", "worker.alerts"])
+    app = Celery("crm_sync", include=["worker.tasks", "worker.alerts", "worker.autocall.tasks"])
     broker_url, transport_options, use_ssl = celery_broker(settings)
     app.conf.update(
         broker_url=broker_url,
@@ -52,6 +52,7 @@ def make_celery(settings: Settings) -> Celery:
         beat_schedule={
             "sweep": {"task": "crm_sync.sweep", "schedule": 5.0},
             "alerts": {"task": "crm_sync.alerts", "schedule": settings.crm_sync_alert_check_seconds},
+            "autocall": {"task": "crm_sync.autocall_sweep", "schedule": settings.crm_sync_auto_callback_sweep_seconds},
             **(
                 {"reconcile": {"task": "crm_sync.reconcile", "schedule": settings.crm_sync_reconcile_every_seconds}}
                 if settings.crm_sync_reconcile_every_seconds > 0

@@ -151,6 +151,7 @@ class Record:
     source: str = ""
     queued_at: float | None = None
     phone: str = ""  # masked (worker.phones.mask): the last four digits
+    callback: str = ""  # the state of the automatic callback this call promised (worker.autocall)
 
     @property
     def retryable(self) -> bool | None:
@@ -174,6 +175,7 @@ class Record:
             source=data.get("source", ""),
             queued_at=float(data["queued_at"]) if data.get("queued_at") else None,
             phone=data.get("phone", ""),
+            callback=data.get("callback", ""),
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -192,6 +194,7 @@ class Record:
             "auto_replays": self.auto_replays,
             "source": self.source,
             "phone": self.phone,
+            "callback": self.callback,
         }
 
 
@@ -333,6 +336,12 @@ class Ledger:
             outcome=_outcome(State.QUEUED, error),
             retryable_failure=counts_as_failure,
         )
+
+    def set_callback(self, call_id: str, summary: str) -> None:
+        """Show the state of the automatic callback ``call_id`` promised on its record (when it has one)."""
+        key = self._call(call_id)
+        if self.r.exists(key):
+            self.r.hset(key, "callback", summary)
 
     def count_auto_replay(self, call_id: str) -> None:
         self.r.hincrby(self._call(call_id), "auto_replays", 1)

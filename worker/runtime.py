@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -22,6 +24,7 @@ from worker.salesforce.lead_cache import LeadCache
 from worker.settings import Settings
 
 if TYPE_CHECKING:
+    from worker.autocall.store import CallbackStore
     from worker.sync.services import Services
 
 
@@ -32,6 +35,8 @@ class Runtime:
     #: ``app`` (worker, beat, CLI).
     purpose: str = "app"
     _services: Services | None = field(default=None, repr=False)
+    #: The clock of time-driven work (automatic callbacks); tests and the chaos run move it.
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC), repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -77,6 +82,13 @@ class Runtime:
     def personal_data(self) -> PersonalData:
         """Digests and seals phone numbers kept in Redis (``CRM_SYNC_DATA_KEY``, else derived)."""
         return PersonalData.from_settings(self.settings)
+
+    @cached_property
+    def callbacks(self) -> CallbackStore:
+        """The automatic callbacks (``worker.autocall``); each move is noted on the source call's record."""
+        from worker.autocall.store import CallbackStore
+
+        return CallbackStore(self.redis, self.personal_data, ledger=self.ledger)
 
     @cached_property
     def budget(self) -> ApiBudget:

@@ -245,6 +245,48 @@ class Settings(BaseSettings):
     )
     crm_sync_audit_window_hours: float = Field(
         24.0, description="Hours of calls the scheduled audit compares (the CLI takes --since)."
+
+    # automatic callbacks (worker.autocall; per-agent switches and limits are in the mapping file)
+    crm_sync_auto_callback_kill_switch: bool = Field(
+        False,
+        description="Stop every automatic callback at once: none is triggered while true (each one due meanwhile "
+        "is refused with reason kill_switch and stays an open follow-up Task for a human).",
+    )
+    crm_sync_auto_callback_window: str = Field(
+        "09:00-21:00",
+        description="Hours, in the lead's zone, when an automatic callback may be placed (Twenty2's own "
+        "09:00-21:00 IST always applies on top: it would queue a call outside it to the next morning).",
+    )
+    crm_sync_auto_callback_zone_field: str = Field(
+        "",
+        description="Lead field holding the lead's IANA time zone (e.g. Asia/Dubai); empty or unreadable = "
+        "CRM_SYNC_TIMEZONE.",
+    )
+    crm_sync_auto_callback_opt_out_fields: str = Field(
+        "DoNotCall",
+        description="Lead checkbox fields, comma-separated, any of which set means: never call automatically.",
+    )
+    crm_sync_auto_callback_closed_statuses: str = Field(
+        "Closed - Not Converted,Closed - Converted",
+        description="Lead Status values, comma-separated, for which no automatic callback is placed.",
+    )
+    crm_sync_auto_callback_sweep_seconds: float = Field(
+        15.0, gt=0, description="How often beat looks for due callbacks (a callback is placed within one sweep)."
+    )
+    crm_sync_auto_callback_max_concurrent: int = Field(
+        3, ge=1, description="Automatic calls in progress at once per workspace at most (Twenty2 allows 3)."
+    )
+    crm_sync_auto_callback_answer_grace_seconds: float = Field(
+        60.0,
+        description="How long a trigger whose answer was lost waits before GET /call/logs decides whether the "
+        "call was placed (never a second trigger before that look).",
+    )
+    crm_sync_auto_callback_call_minutes: float = Field(
+        30.0,
+        description="A placed callback counts against the concurrency limit until its call ends, at most this long.",
+    )
+    crm_sync_auto_callback_log_pages: int = Field(
+        5, ge=1, description="Pages of GET /call/logs read per sweep (lost answers, newer calls, calls ended)."
     )
 
     @field_validator("redis_sentinels")
@@ -271,7 +313,7 @@ class Settings(BaseSettings):
         ZoneInfo(value)
         return value
 
-    @field_validator("crm_sync_calling_window")
+    @field_validator("crm_sync_calling_window", "crm_sync_auto_callback_window")
     @classmethod
     def _valid_window(cls, value: str) -> str:
         _parse_window(value)
@@ -284,6 +326,10 @@ class Settings(BaseSettings):
     @cached_property
     def calling_window(self) -> tuple[time, time]:
         return _parse_window(self.crm_sync_calling_window)
+
+    @cached_property
+    def auto_callback_window(self) -> tuple[time, time]:
+        return _parse_window(self.crm_sync_auto_callback_window)
 
     @cached_property
     def working_days(self) -> frozenset[int]:

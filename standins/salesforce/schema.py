@@ -264,6 +264,8 @@ def _lead() -> ObjectSpec:
             picklist=("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other"),
         ),
         FieldSpec("Description", "textarea", 32000, "Description"),
+        FieldSpec("DoNotCall", "boolean", 0, "Do Not Call", nillable=False, default=False),
+        FieldSpec("HasOptedOutOfEmail", "boolean", 0, "Email Opt Out", nillable=False, default=False),
         _owner(),
         FieldSpec("IsConverted", "boolean", 0, "Converted", createable=False, updateable=False, nillable=False),
         FieldSpec("ConvertedDate", "date", 0, "Converted Date", createable=False, updateable=False),

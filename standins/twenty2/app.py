@@ -151,6 +151,7 @@ def create_app(state: Twenty2State) -> FastAPI:
         scope = _scope_of(path)
         if scope == "admin":
             return await call_next(request)
+        state.dialer.tick()  # triggered calls move along with the clock
         state._record_arrival(path, scope == "storage" and "authorization" in request.headers)
         response = await _gate(request, call_next, scope)
         state._record_status(response.status_code)
@@ -232,8 +233,15 @@ def create_app(state: Twenty2State) -> FastAPI:
             return error_response(
                 400, "A", code="INVALID_NUMBER", message="caller_phone is not active in this workspace"
             )
-        call_id = state.queue_call(body.agent_id, body.callee_phone, body.caller_phone, body.input_parameters or {})
-        return JSONResponse(
+        call_id = state.dialer.trigger(body.agent_id, body.callee_phone, body.caller_phone, body.input_parameters or {})
+        if call_id is None:
+            return error_response(
+                429,
+                "A",
+                code="RATE_LIMIT_EXCEEDED",
+                message=f"Concurrent call limit reached ({state.dialer.max_concurrent} calls in progress)",
+            )
+        answer = JSONResponse(
             {
                 "success": True,
                 "call_id": call_id,
@@ -241,6 +249,9 @@ def create_app(state: Twenty2State) -> FastAPI:
                 "message": "Call queued successfully.",
             }
         )
+        if state.dialer.take_lost_answer():  # the call is queued, but its answer is cut off on the way back
+            return Response(answer.body[: len(answer.body) // 2], media_type="application/json")
+        return answer
 
     @app.get("/api/storage/{kind}/{name}")
     async def storage(kind: str, name: str) -> Response:
@@ -281,6 +292,17 @@ def create_app(state: Twenty2State) -> FastAPI:
             changes["rate_limit_per_minute"] = None
         state.configure(**changes)
         return {"ok": True}
+
+    @app.get("/_sandbox/dialer")
+    async def admin_dialer() -> dict[str, Any]:
+        state.dialer.tick()
+        return state.dialer.stats()
+
+    @app.post("/_sandbox/clock")
+    async def admin_clock(advance_seconds: float = 0.0) -> dict[str, Any]:
+        state.dialer.clock.advance(advance_seconds)
+        state.dialer.tick()
+        return {"now": state.dialer.clock.now().isoformat()}
 
     @app.get("/_sandbox/calls")
     async def admin_calls() -> dict[str, Any]:

@@ -23,6 +23,7 @@ from standins.twenty2.data import (
     number,
     seed_calls,
 )
+from standins.twenty2.dialer import Dialer
 from standins.twenty2.faults import Fault, Garble, Scope, Shape
 from standins.twenty2.logs import PaginationMode, render_logs_page
 
@@ -95,6 +96,7 @@ class Twenty2State:
         self._seed = seed
         self._lock = threading.RLock()
         self._epoch = 0
+        self.dialer = Dialer(self)  # trigger-outbound-call: calling hours, 3 at once, end + webhook
         self.reset()
 
     # settings ---------------------------------------------------------------------------------------------
@@ -132,6 +134,8 @@ class Twenty2State:
             self._faults_injected = 0
             self._storage_with_auth = 0
             self._epoch += 1
+        if not keep_calls:
+            self.dialer.reset()  # outside our lock: the dialer takes its own, then ours
 
     @property
     def epoch(self) -> int:
@@ -208,6 +212,12 @@ class Twenty2State:
                 updates = {**defaults, **updates}
             if updates:
                 self._calls[call_id] = SandboxCall.model_validate({**call.model_dump(), **updates})
+
+    def update_call(self, call_id: str, **updates: Any) -> None:
+        """Change fields of a call as they are (the dialer moves triggered calls along with this)."""
+        with self._lock:
+            call = self._calls[call_id]
+            self._calls[call_id] = SandboxCall.model_validate({**call.model_dump(), **updates})
 
     def set_raw_detail(self, call_id: str, body: Any, status_code: int = 200) -> None:
         """Answer ``GET /call/detail?call_id=<call_id>`` with exactly ``body`` (any JSON value, or a str sent

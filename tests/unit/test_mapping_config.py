@@ -23,7 +23,7 @@ BAD_FILE_ERRORS: dict[str, tuple[int, str, str]] = {
     "unknown_top_level_key": (
         4,
         "param",
-        "unknown key (expected one of: sobject, callback, params, agents); did you mean 'params'?",
+        "unknown key (expected one of: sobject, callback, auto_callback, params, agents); did you mean 'params'?",
     ),
     "unknown_kind": (3, "params.interested.kind", "'boolean' is not one of yes_no, text, number, enum"),
     "unknown_mode": (

@@ -26,6 +26,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, Final
 
+from worker.mapping.auto_callback import AUTO_CALLBACK_OFF, AutoCallbackRule
 from worker.mapping.values import YES, ValueKind
 
 
@@ -120,6 +121,7 @@ class AgentRules:
     params: tuple[ParamRule, ...]
     drop: frozenset[str]
     callback: CallbackRule | None
+    auto_callback: AutoCallbackRule | None = None
 
 
 class Mapping:
@@ -134,6 +136,7 @@ class Mapping:
         callback: CallbackRule,
         agents: TypingMapping[str, AgentRules],
         callback_where: TypingMapping[str | None, str],
+        auto_callback: AutoCallbackRule = AUTO_CALLBACK_OFF,
     ) -> None:
         self.source = source
         self.sobject = sobject
@@ -141,6 +144,7 @@ class Mapping:
         self.default_callback = callback
         self.agents: TypingMapping[str, AgentRules] = MappingProxyType(dict(agents))
         self._callback_where = dict(callback_where)
+        self.default_auto_callback = auto_callback
 
     def __repr__(self) -> str:
         params = [rule.param for rule in self.default_rules]
@@ -160,6 +164,13 @@ class Mapping:
         """The callback declaration for ``agent_id`` (the default one unless the agent overrides it)."""
         agent = self.agents.get(agent_id) if agent_id else None
         return agent.callback if agent is not None and agent.callback is not None else self.default_callback
+
+    def auto_callback_rule(self, agent_id: str | None) -> AutoCallbackRule:
+        """The automatic-callback settings for calls by ``agent_id`` (the default unless it overrides them)."""
+        agent = self.agents.get(agent_id) if agent_id else None
+        if agent is not None and agent.auto_callback is not None:
+            return agent.auto_callback
+        return self.default_auto_callback
 
     def all_rules(self) -> Iterator[ParamRule]:
         """Every param rule in the file: defaults, then each agent's."""

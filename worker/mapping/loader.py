@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 from worker.errors import MappingError, Stage
+from worker.mapping.auto_callback import AUTO_CALLBACK_OFF, AutoCallbackRule, read_auto_callback
 from worker.mapping.config import (
     DEFAULT_CALLBACK,
     FORBIDDEN_FIELDS,
@@ -32,11 +33,11 @@ _BARE_KEY: Final = re.compile(r"[A-Za-z0-9_-]+")
 _BASIC_STRING: Final = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _LITERAL_STRING: Final = re.compile(r"'([^']*)'")
 
-_TOP_KEYS: Final = ("sobject", "callback", "params", "agents")
+_TOP_KEYS: Final = ("sobject", "callback", "auto_callback", "params", "agents")
 _CALLBACK_KEYS: Final = ("requested_param", "time_param", "priority", "subject_prefix")
 _PARAM_KEYS: Final = ("kind", "fields")
 _FIELD_KEYS: Final = ("mode", "values", "rank")
-_AGENT_KEYS: Final = ("drop", "params", "callback")
+_AGENT_KEYS: Final = ("drop", "params", "callback", "auto_callback")
 
 
 # --- locating keys in the file's text --------------------------------------------------------------------
@@ -172,6 +173,7 @@ class _Loader:
         self.source = source
         self.lines = lines
         self.problems: list[tuple[int, int, str]] = []
+        self.auto_base: AutoCallbackRule = AUTO_CALLBACK_OFF
 
     def where(self, path: Sequence[str]) -> str:
         return f"{self.source}:{self.lines.line_of(path) or 1} {_dotted(path)}"
@@ -188,6 +190,8 @@ class _Loader:
         default_callback_raw = dict(DEFAULT_CALLBACK)
         callback = self.callback(("callback",), data.get("callback", {}), default_callback_raw)
         params = self.params(("params",), data.get("params", {}))
+        auto = read_auto_callback(self.fail, ("auto_callback",), data.get("auto_callback", {}), AUTO_CALLBACK_OFF)
+        self.auto_base = auto or AUTO_CALLBACK_OFF
         agents: dict[str, AgentRules] = {}
         callback_where: dict[str | None, str] = {None: self.where(("callback",))}
         raw_agents = data.get("agents", {})
@@ -210,6 +214,7 @@ class _Loader:
             callback=callback,
             agents=agents,
             callback_where=callback_where,
+            auto_callback=self.auto_base,
         )
 
     def unknown_keys(self, path: tuple[str, ...], table: dict[str, Any], allowed: Sequence[str]) -> None:
@@ -435,9 +440,12 @@ class _Loader:
         callback = None
         if "callback" in table:
             callback = self.callback((*path, "callback"), table["callback"], default_callback)
+        auto: AutoCallbackRule | None = None
+        if "auto_callback" in table:
+            auto = read_auto_callback(self.fail, (*path, "auto_callback"), table["auto_callback"], self.auto_base)
         if len(self.problems) != problems_before:
             return None
-        return AgentRules(agent_id=agent_id, params=params, drop=drop, callback=callback)
+        return AgentRules(agent_id=agent_id, params=params, drop=drop, callback=callback, auto_callback=auto)
 
     def drop(self, path: tuple[str, ...], raw: Any, default_names: list[str], replaced: Any) -> frozenset[str]:
         """An agent's ``drop`` list: default rules (by parameter name) that do not apply to its calls."""

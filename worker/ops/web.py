@@ -12,7 +12,7 @@ import json
 import secrets
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -262,11 +262,13 @@ def ops_router(current: Callable[[], Runtime], settings: Settings) -> APIRouter:
     def overview_context() -> dict[str, Any]:
         rt = current()
         data = stats.overview(rt)
+        cb = {"counts": rt.callbacks.counts(), "due_24h": len(rt.callbacks.due(rt.now() + timedelta(days=1)))}
         return {
             "o": data,
             "chart": bars(data.hours),
             "actions": jobs.actions(rt, 8),
             "states": list(State),
+            "cb": cb,
             "reconcile": reconcile_status.last_run(rt.redis),
             "audit": reconcile_status.last_audit(rt.redis),
         }
@@ -420,6 +422,38 @@ def ops_router(current: Callable[[], Runtime], settings: Settings) -> APIRouter:
             return render("purge.html", session=session, count=count, days=days)
         removed = jobs.purge(rt, older_than_days=days, who=session.who)
         return render("done.html", session=session, message=f"Purged {removed} failed calls older than {days:g} days.")
+
+    # --- automatic callbacks --------------------------------------------------------------------------
+
+    @router.get("/callbacks")
+    def callbacks(request: Request) -> Response:
+        refused, session = page(request)
+        if refused is not None:
+            return refused
+        from worker.autocall.store import CbState
+
+        store = current().callbacks
+        state = request.query_params.get("state", "")
+        chosen = CbState(state) if state in {s.value for s in CbState} else None
+        ids = store.ids_in(chosen, 200) if chosen else store.due(datetime.fromtimestamp(time.time() + 7 * 86400, UTC))
+        rows = [cb for cb in (store.get(i) for i in ids[:200]) if cb is not None]
+        kill = current().settings.crm_sync_auto_callback_kill_switch
+        return render("callbacks.html", session=session, nav="callbacks", rows=rows, counts=store.counts(),
+                      state=chosen, states=list(CbState), kill=kill)  # fmt: skip
+
+    @router.post("/callbacks/cancel")
+    async def cancel_callbacks(request: Request) -> Response:
+        refused, session, form = await posted(request)
+        if refused is not None:
+            return refused
+        assert session is not None
+        rt = current()
+        ids = [str(v) for v in form.getlist("callback")]
+        done = [i for i in ids if rt.callbacks.cancel(i, now=rt.now(), by=session.who)]
+        jobs.record_action(rt, session.who, "cancelled automatic callbacks", callbacks=len(done), call_ids=done)
+        skipped = len(ids) - len(done)
+        note = f" ({skipped} no longer scheduled: left as they are)" if skipped else ""
+        return render("done.html", session=session, message=f"Cancelled {len(done)} automatic callbacks{note}.")
 
     # --- health ---------------------------------------------------------------------------------------
 

@@ -52,7 +52,7 @@ from worker.http import new_session
 from worker.phones import mask_numbers
 from worker.settings import Settings
 from worker.twenty2.logs import CallLogPage, read_page
-from worker.twenty2.models import CallDetail, Link, is_call_id
+from worker.twenty2.models import CallDetail, Link, TriggerAnswer, is_call_id
 
 log = structlog.get_logger(__name__)
 
@@ -448,6 +448,52 @@ class Twenty2Client:
                 return None
             raise
         return _decode(data, content_type)
+
+    def trigger_outbound_call(
+        self, *, agent_id: str, callee_phone: str, caller_phone: str, input_parameters: dict[str, Any]
+    ) -> TriggerAnswer:
+        """``POST /agent/trigger-outbound-call``: place one call. Sent ONCE, never retried here: the endpoint
+        has no idempotency key, so a retry after a lost answer could place a second call (the caller
+        resolves a lost answer from ``GET /call/logs``). Raises the sorted ``Twenty2Error`` classes; a
+        transport failure after sending (timeout, reset) is ``Twenty2Unavailable`` and means "unknown"."""
+        if self._before_request is not None:
+            self._before_request()
+        body = {
+            "agent_id": agent_id,
+            "callee_phone": callee_phone,
+            "caller_phone": caller_phone,
+            "input_parameters": input_parameters,
+        }
+        try:
+            response = self._http.post(
+                f"{self._base}/agent/trigger-outbound-call",
+                json=body,
+                headers=self._api_headers,
+                timeout=self._timeout,
+                verify=self._verify,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise _transport_error(exc, self._host) from None
+        if not 200 <= response.status_code < 300:
+            raise error_from_response(response, rate_limit_hint=self._rate_limit_hint)
+        _, data = self._json(response)
+        if not isinstance(data, dict) or data.get("success") is False:
+            raise Twenty2BadResponse(
+                "trigger answered 2xx without a call id",
+                stage=Stage.FETCH,
+                code="BAD_SHAPE",
+                http_status=response.status_code,
+            )
+        try:
+            return TriggerAnswer.model_validate(data)
+        except ValidationError as exc:
+            raise Twenty2BadResponse(
+                f"trigger answer does not match the documented shape: {_validation_summary(exc)}",
+                stage=Stage.FETCH,
+                code="BAD_SHAPE",
+                http_status=response.status_code,
+            ) from None
 
     # --- internals --------------------------------------------------------------------------------------
 

@@ -277,3 +277,14 @@ class WebhookEvent(BaseModel):
             return self.call.call_id
         assert self.call_id is not None
         return self.call_id
+
+
+class TriggerAnswer(BaseModel):
+    """``POST /agent/trigger-outbound-call``'s success body (``status`` is ``"initiated"`` in the docs)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    success: bool | None = None
+    call_id: str = Field(pattern=CALL_ID_PATTERN, max_length=69)
+    status: str | None = None
+    message: str | None = None
