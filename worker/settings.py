@@ -245,6 +245,7 @@ class Settings(BaseSettings):
     )
     crm_sync_audit_window_hours: float = Field(
         24.0, description="Hours of calls the scheduled audit compares (the CLI takes --since)."
+    )
 
     # automatic callbacks (worker.autocall; per-agent switches and limits are in the mapping file)
     crm_sync_auto_callback_kill_switch: bool = Field(
