@@ -54,6 +54,16 @@ def make_celery(settings: Settings) -> Celery:
             "alerts": {"task": "crm_sync.alerts", "schedule": settings.crm_sync_alert_check_seconds},
             "autocall": {"task": "crm_sync.autocall_sweep", "schedule": settings.crm_sync_auto_callback_sweep_seconds},
             **(
+                {"reconcile": {"task": "crm_sync.reconcile", "schedule": settings.crm_sync_reconcile_every_seconds}}
+                if settings.crm_sync_reconcile_every_seconds > 0
+                else {}
+            ),
+            **(
+                {"audit": {"task": "crm_sync.audit", "schedule": settings.crm_sync_audit_every_seconds}}
+                if settings.crm_sync_audit_every_seconds > 0
+                else {}
+            ),
+            **(
                 {
                     "auto-replay": {
                         "task": "crm_sync.auto_replay",

@@ -56,6 +56,21 @@ class SharedRateLimit:
         with redis_errors(Stage.FETCH):
             self._wait()
 
+    @property
+    def enabled(self) -> bool:
+        return self._limiter is not None
+
+    def try_acquire(self, *, leave: int = 0, test_only: bool = False) -> bool:
+        """Take a request slot now if one is free with ``leave`` more still free after it; never waits.
+        True when the request may be sent (always, when the limit is off). ``test_only``: take nothing, say
+        whether it would."""
+        if self._limiter is None:
+            return True
+        with redis_errors(Stage.FETCH):
+            if leave + 1 > self.per_minute or not self._limiter.test(self._item, self.key, cost=leave + 1):
+                return False
+            return True if test_only else bool(self._limiter.hit(self._item, self.key))
+
     def used(self) -> int:
         """Requests counted in the current window, by every process (0 when the limit is off)."""
         if self._limiter is None:

@@ -209,6 +209,44 @@ class Settings(BaseSettings):
     )
     crm_sync_alert_check_seconds: float = Field(30.0, description="How often beat looks for alert conditions.")
 
+    # --- Reconciliation and audit (GET /call/logs) ------------------------------------------------------
+    crm_sync_reconcile_every_seconds: float = Field(
+        20.0,
+        description="How often beat lists Twenty2's calls (GET /call/logs) to sync finished calls whose webhook "
+        "never came; 0 turns reconciliation off.",
+    )
+    crm_sync_reconcile_lookback_hours: float = Field(
+        48.0,
+        description="Hours looked back past the watermark (the newest finished call already handled), so a "
+        "call whose status turned final late is still found.",
+    )
+    crm_sync_reconcile_batch: int = Field(
+        8,
+        description="Calls one pass queues at most (the rest wait for the next pass); keep it below "
+        "WORKER_CONCURRENCY so webhook syncs always find a free worker.",
+    )
+    crm_sync_reconcile_max_pages: int = Field(
+        20, description="Pages of GET /call/logs one pass reads at most (when Twenty2 paginates at all)."
+    )
+    crm_sync_reconcile_reserve: int = Field(
+        5,
+        description="Twenty2 requests per minute reconciliation always leaves free for webhook-driven fetches "
+        "(it also waits while any webhook-driven fetch waits for the shared limit).",
+    )
+    crm_sync_reconcile_max_wait_seconds: float = Field(
+        120.0,
+        description="Longest a reconciliation request waits for room in the Twenty2 budget; then the pass "
+        "ends (or the call is retried later).",
+    )
+    crm_sync_audit_every_seconds: float = Field(
+        3600.0,
+        description="How often beat runs the three-way audit (Twenty2, ledger, Salesforce) over the last "
+        "CRM_SYNC_AUDIT_WINDOW_HOURS and publishes its summary (metric, log event, alert); 0 = never.",
+    )
+    crm_sync_audit_window_hours: float = Field(
+        24.0, description="Hours of calls the scheduled audit compares (the CLI takes --since)."
+    )
+
     # automatic callbacks (worker.autocall; per-agent switches and limits are in the mapping file)
     crm_sync_auto_callback_kill_switch: bool = Field(
         False,

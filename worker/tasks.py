@@ -4,10 +4,13 @@ everything is re-fetched and decided in ``worker.sync``.
 - ``sync_call(call_id)``: the streaming path under its per-call guard (``worker.sync.stream.sync_and_record``).
 - ``sweep()`` (beat, every 5 s): due retries and lost tasks back to the queue (``worker.sync.sweep``).
 - ``auto_replay()`` (beat): retryable failures queued again, bounded (``worker.sync.sweep``).
+- ``reconcile()`` (beat): one reconciliation pass over ``GET /call/logs`` (``worker.reconcile.run``).
+- ``audit()`` (beat): the three-way audit of the last hours, published (``worker.reconcile.audit_run``).
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
@@ -67,3 +70,29 @@ def _done(sender: Any = None, args: Any = None, **_: Any) -> None:
         holders.drop(get_runtime().redis, owner, str(args[0]))
     except Exception as exc:  # left behind: the sweep drops it once this worker stops (the call is resolved)
         log.warning("holders.drop_failed", error=type(exc).__name__)
+
+
+@app.task(name="crm_sync.reconcile", ignore_result=True)
+def reconcile() -> int:
+    """Queue the finished calls Twenty2 lists that the ledger never heard of (their webhook never came)."""
+    from worker.reconcile.run import run_once
+
+    report = run_once(get_runtime())
+    return len(report.queued) if report else 0
+
+
+#: The scheduled audit does not judge calls this recent (their webhook or reconciliation may be on its way).
+AUDIT_SETTLE = timedelta(minutes=10)
+
+
+@app.task(name="crm_sync.audit", ignore_result=True)
+def audit() -> int:
+    """Compare Twenty2, the ledger and Salesforce over the last ``CRM_SYNC_AUDIT_WINDOW_HOURS``; publish the
+    summary (metric, log event, alert). Returns the number of findings; fixes are for ops (``audit --fix``)."""
+    from worker.reconcile.audit_run import publish, run_audit
+
+    runtime = get_runtime()
+    since = datetime.now(UTC) - timedelta(hours=runtime.settings.crm_sync_audit_window_hours)
+    report, cost = run_audit(runtime, since=since, settle=AUDIT_SETTLE)
+    publish(runtime, report, cost)
+    return len(report.findings)

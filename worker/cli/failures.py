@@ -1,4 +1,5 @@
-"""Failures and their replay: ``failures list|show|purge``, ``replay``, ``backfill`` (bulk mode)."""
+"""Failures and their replay: ``failures list|show|purge``, ``replay`` (and ``--dedupe``), ``backfill`` (bulk
+mode, from a file or ``--since``: Twenty2's call list)."""
 
 from __future__ import annotations
 
@@ -110,6 +111,12 @@ def failures_purge(before: str, states: tuple[str, ...]) -> None:
 @click.option("--since", default=None)
 @click.option("--reason", default=None)
 @click.option("--dry-run", is_flag=True, help="List what would be replayed.")
+@click.option(
+    "--dedupe",
+    is_flag=True,
+    help="Instead of syncing: delete the extra copies of each call's Tasks (the audit's duplicates), keeping "
+    "the ones the ledger recorded, else the oldest.",
+)
 @click.option("--queue", "to_queue", is_flag=True, help="Re-queue for the workers instead of syncing here in bulk.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=None, help="Calls per bulk chunk (default 1000).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Parallel Twenty2 fetches (default 8).")
@@ -120,6 +127,7 @@ def replay(
     since: str | None,
     reason: str | None,
     dry_run: bool,
+    dedupe: bool,
     to_queue: bool,
     chunk_size: int | None,
     threads: int | None,
@@ -152,6 +160,9 @@ def replay(
             console.print(call_id)
         console.print(f"{len(ids)} calls would be replayed")
         return
+    if dedupe:
+        _dedupe(rt, ids, as_json=as_json)
+        return
     if to_queue:
         _say_allowance(rt)
         _requeue(rt, ids)
@@ -163,19 +174,34 @@ def replay(
 @click.option(
     "--from-file",
     "path",
-    required=True,
+    default=None,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="One call id per line, or a CSV with a call_id column.",
+)
+@click.option(
+    "--since",
+    default=None,
+    help="Instead of a file: every finished call Twenty2 lists (GET /call/logs) that ended since this ISO "
+    "date/time or duration back (2024-12-01, 30d). For first installs.",
 )
 @click.option("--dry-run", is_flag=True, help="Count what would be synced and what is left alone; write nothing.")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=None, help="Calls per bulk chunk (default 1000).")
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="Parallel Twenty2 fetches (default 8).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def backfill(path: Path, dry_run: bool, chunk_size: int | None, threads: int | None, as_json: bool) -> None:
-    """Sync past calls from a file, here and in bulk. Calls new to the ledger (source "backfill") or failed
-    are synced; synced, skipped, queued and syncing ones are left alone, so running it twice, or while the
-    workers run, writes nothing twice."""
-    ids, invalid = read_call_ids(path)
+def backfill(
+    path: Path | None, since: str | None, dry_run: bool, chunk_size: int | None, threads: int | None, as_json: bool
+) -> None:
+    """Sync past calls, here and in bulk, from a file or from Twenty2's call list (--since). Calls new to the
+    ledger (source "backfill") or failed are synced; synced, skipped, queued and syncing ones are left alone,
+    so running it twice, or while the workers run, writes nothing twice."""
+    if (path is None) == (since is None):
+        raise click.UsageError("give exactly one of --from-file and --since")
+    invalid: list[tuple[int, str]] = []
+    if since is not None:
+        ids = _listed_since(since, as_json=as_json)
+    else:
+        assert path is not None
+        ids, invalid = read_call_ids(path)
     for line, value in invalid[:20]:
         warnings.print(f"[yellow]{path}:{line}: {value[:60]!r} is not a Twenty2 call id; skipped[/yellow]")
     if len(invalid) > 20:
@@ -221,6 +247,47 @@ def read_call_ids(path: Path) -> tuple[list[str], list[tuple[int, str]]]:
     valid = [value for _, value in entries if is_call_id(value)]
     invalid = [(number, value) for number, value in entries if not is_call_id(value)]
     return list(dict.fromkeys(valid)), invalid
+
+
+def _listed_since(since: str, *, as_json: bool) -> list[str]:
+    """The finished calls ``GET /call/logs`` lists that ended since ``since`` (in progress ones wait)."""
+    from worker.reconcile.decide import Verdict, decide
+    from worker.reconcile.listing import list_calls
+
+    start = parse_since(since)
+    assert start is not None
+    rt = runtime()
+    services = rt.services
+    with Progress(console=warnings, transient=True, disable=as_json) as progress:
+        bar = progress.add_task("listing Twenty2 calls", total=None)
+        listing = list_calls(
+            services.twenty2_spare or services.twenty2,
+            since=start,
+            max_pages=1_000_000,
+            on_page=lambda pages, calls: progress.update(bar, completed=pages, description=f"listing: {calls} calls"),
+        )
+    # The ledger is left to the bulk run (it leaves synced, skipped, queued and syncing calls alone).
+    decisions = decide(listing.calls, {}, since=start)
+    ids = [d.call.call_id for d in decisions if d.verdict is Verdict.SYNC]
+    in_progress = sum(1 for d in decisions if d.verdict is Verdict.IN_PROGRESS)
+    if not as_json:
+        warnings.print(
+            f"Twenty2 lists {len(decisions)} calls ({listing.pages} pages): {len(ids)} finished since "
+            f"{start.isoformat(timespec='seconds')}, {in_progress} still in progress (reconciliation takes them later)"
+        )
+    return ids
+
+
+def _dedupe(rt: Runtime, ids: list[str], *, as_json: bool) -> None:
+    """``replay --dedupe``: the extra Task copies of each call deleted (the audit's duplicate findings)."""
+    from worker.reconcile.audit_run import dedupe_call
+
+    deleted = {call_id: dedupe_call(rt, call_id) for call_id in ids}
+    if as_json:
+        click.echo(json.dumps({"deleted": deleted}, indent=2))
+        return
+    for call_id, task_ids in deleted.items():
+        console.print(f"{call_id}: deleted {len(task_ids)} duplicate Tasks {', '.join(task_ids)}".rstrip())
 
 
 def _valid_ids(call_ids: tuple[str, ...]) -> list[str]:

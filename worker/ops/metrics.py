@@ -12,7 +12,10 @@ counted once, whatever the number of workers and machines, and nothing is lost w
 - ``crm_sync_queue_depth``, ``crm_sync_due_calls``, ``crm_sync_oldest_queued_seconds``;
 - ``crm_sync_salesforce_api_used`` / ``_max`` / ``_reserve_ratio`` / ``crm_sync_salesforce_holding``;
 - ``crm_sync_twenty2_requests_last_minute`` / ``crm_sync_twenty2_requests_limit``;
-- ``crm_sync_processes_alive{role}``, ``crm_sync_retryable_failures_15m``.
+- ``crm_sync_processes_alive{role}``, ``crm_sync_retryable_failures_15m``;
+- ``crm_sync_audit_findings{kind}``, ``crm_sync_audit_calls_missing_in_salesforce`` (alert on > 0),
+  ``crm_sync_audit_last_run_timestamp_seconds``: the last three-way audit (``worker.reconcile.audit_run``);
+- ``crm_sync_reconcile_found`` / ``_queued`` / ``_last_pass_timestamp_seconds``: the last reconciliation pass.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from worker.ledger import LATENCY_BUCKETS
 from worker.ops import stats
+from worker.reconcile import status as reconcile_status
 from worker.runtime import Runtime
 
 
@@ -87,7 +91,35 @@ class LedgerCollector:
         for role in ("worker", "beat"):
             alive.add_metric([role], len(o.alive(role)))
         yield alive
+        yield from _reconcile_metrics(rt)
         yield _gauge("crm_sync_scrape_timestamp_seconds", "When these figures were read.", time.time())
+
+
+def _reconcile_metrics(rt: Runtime) -> Iterator[Metric]:
+    """The last audit's and the last reconciliation pass's figures (none before the first of each)."""
+    audit = reconcile_status.last_audit(rt.redis)
+    if audit is not None:
+        findings = GaugeMetricFamily(
+            "crm_sync_audit_findings", "Findings of the last three-way audit, by kind.", labels=["kind"]
+        )
+        for kind, count in dict(audit.get("by_kind") or {}).items():
+            findings.add_metric([str(kind)], int(count))
+        yield findings
+        yield _gauge(
+            "crm_sync_audit_calls_missing_in_salesforce",
+            "Finished calls the last audit found missing in Salesforce (unknown to the ledger, Task deleted).",
+            int(audit.get("missing_in_salesforce") or 0),
+        )
+        yield _gauge(
+            "crm_sync_audit_last_run_timestamp_seconds", "When the last audit ran.", float(audit.get("at_ts") or 0)
+        )
+    last = reconcile_status.last_run(rt.redis)
+    if last is not None:
+        yield _gauge("crm_sync_reconcile_found", "Calls the last pass found unknown to the ledger.", int(last["found"]))
+        yield _gauge("crm_sync_reconcile_queued", "Calls the last pass queued.", int(last["queued"]))
+        yield _gauge(
+            "crm_sync_reconcile_last_pass_timestamp_seconds", "When the last pass ran.", float(last.get("at_ts") or 0)
+        )
 
 
 def _gauge(name: str, text: str, value: float) -> GaugeMetricFamily:

@@ -27,6 +27,7 @@ from worker.intake.flood import FloodGuard, parse_networks
 from worker.ledger import State
 from worker.ops import auth, jobs, queries, stats
 from worker.ops.chart import bars
+from worker.reconcile import status as reconcile_status
 from worker.runtime import Runtime
 from worker.settings import Settings
 
@@ -262,7 +263,15 @@ def ops_router(current: Callable[[], Runtime], settings: Settings) -> APIRouter:
         rt = current()
         data = stats.overview(rt)
         cb = {"counts": rt.callbacks.counts(), "due_24h": len(rt.callbacks.due(rt.now() + timedelta(days=1)))}
-        return {"o": data, "chart": bars(data.hours), "actions": jobs.actions(rt, 8), "states": list(State), "cb": cb}
+        return {
+            "o": data,
+            "chart": bars(data.hours),
+            "actions": jobs.actions(rt, 8),
+            "states": list(State),
+            "cb": cb,
+            "reconcile": reconcile_status.last_run(rt.redis),
+            "audit": reconcile_status.last_audit(rt.redis),
+        }
 
     @router.get("")
     def overview(request: Request) -> Response:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -12,6 +12,7 @@ from worker.mapping import Mapping, load_mapping
 from worker.personal import PersonalData
 from worker.plan import PlanContext
 from worker.ratelimit import SharedRateLimit
+from worker.reconcile.priority import PriorityBudget
 from worker.redis_clients import redis_client
 from worker.salesforce.client import SalesforceClient
 from worker.salesforce.composite_writer import CompositeWriter
@@ -34,8 +35,13 @@ class Services:
     mapping: Mapping
     finder: LeadFinder
     writer: CompositeWriter
+    #: The Twenty2 client of reconciliation: same credentials, but each request waits for room the
+    #: webhook-driven fetches leave (``PriorityBudget.spare``). None: the main client serves both.
+    twenty2_spare: Twenty2Client | None = None
+    priority: PriorityBudget | None = None
     _lengths: dict[str, int] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _background: Services | None = field(default=None, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> Services:
@@ -45,7 +51,15 @@ class Services:
             key=f"twenty2:{settings.twenty2_workspace_id}",
             per_minute=settings.twenty2_rate_limit_per_minute,
         )
-        twenty2 = overrides.pop("twenty2", None) or Twenty2Client(settings, before_request=limit.acquire)
+        priority = PriorityBudget(
+            redis_client(settings, purpose="twenty2-priority"),
+            limit,
+            reserve=settings.crm_sync_reconcile_reserve,
+            spare_max_wait=settings.crm_sync_reconcile_max_wait_seconds,
+        )
+        given = overrides.pop("twenty2", None)
+        twenty2 = given or Twenty2Client(settings, before_request=priority.urgent)
+        spare = given or Twenty2Client(settings, before_request=priority.spare)
         salesforce = overrides.pop("salesforce", None) or SalesforceClient(settings)
         cache = overrides.pop("cache", None) or LeadCache(
             redis_client(settings, purpose="lead-cache"),
@@ -62,7 +76,18 @@ class Services:
             cache=cache,
         )
         writer = CompositeWriter(salesforce, api_version=settings.salesforce_api_version)
-        return cls(settings, twenty2, salesforce, mapping, finder, writer)
+        return cls(settings, twenty2, salesforce, mapping, finder, writer, twenty2_spare=spare, priority=priority)
+
+    def background(self) -> Services:
+        """These services with reconciliation's Twenty2 client: for syncing calls reconciliation found, which
+        take only the Twenty2 budget webhook-driven fetches leave. Built once; shares every other client."""
+        if self.twenty2_spare is None:
+            return self
+        with self._lock:
+            if self._background is None:
+                self._background = replace(self, twenty2=self.twenty2_spare, twenty2_spare=None, _background=None)
+                self._background._lengths = self._lengths
+            return self._background
 
     def field_lengths(self) -> dict[str, int]:
         """Lead field lengths from describe, read once; the mapping is checked against the org then."""

@@ -24,6 +24,9 @@ from worker.twenty2.models import CallDetail
 
 log = structlog.get_logger(__name__)
 
+#: Ledger sources whose syncs take only the Twenty2 budget that webhook-driven fetches leave.
+BACKGROUND_SOURCES = frozenset({"reconcile"})
+
 #: ``SyncError.details`` key under which ``sync_one`` leaves the fetched detail for ``record_error``.
 DETAIL = "call_detail"
 
@@ -53,6 +56,8 @@ def sync_and_record(runtime: Runtime, call_id: str) -> str:
             core.check_budget(runtime)
             with internal_errors(Stage.FETCH):
                 services = runtime.services  # built on first use: a setup that fails is recorded like a crash
+            if record is not None and record.source in BACKGROUND_SOURCES:
+                services = services.background()  # found by reconciliation: webhook-driven fetches go first
             outcome = sync_one(services, call_id)
         except SyncError as exc:
             return core.record_error(ledger, runtime.settings, call_id, exc, detail=exc.details.get(DETAIL))
