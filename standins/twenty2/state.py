@@ -50,6 +50,27 @@ class Pending:
         self.until = until
 
 
+def call_record(call: SandboxCall, *, pending: bool, billed: bool) -> dict[str, Any]:
+    """A call as Twenty2 renders it: the detail's ``call`` object (``billed``) or a ``/call/logs`` element.
+    A call still held pending shows the pending status and no outcome yet."""
+    record: dict[str, Any] = {
+        "call_id": call.call_id,
+        "agent_id": call.agent_id,
+        "status": PENDING_STATUS if pending else call.status,
+        "direction": call.direction,
+        "callee_phone": call.callee_phone,
+        "caller_phone": call.caller_phone,
+        "duration_seconds": None if pending else call.duration_seconds,
+        "billed_duration_seconds": None if pending else call.billed_duration_seconds,
+        "cost": None if pending else call.cost_text,
+        "started_at": iso(call.started_at),
+        "ended_at": None if pending else iso(call.ended_at),
+    }
+    if not billed:
+        del record["billed_duration_seconds"]
+    return record
+
+
 class Twenty2State:
     """Everything the sandbox knows; every method is thread-safe.
 
@@ -356,19 +377,7 @@ class Twenty2State:
 
         return {
             "success": True,
-            "call": {
-                "call_id": call.call_id,
-                "agent_id": call.agent_id,
-                "status": PENDING_STATUS if pending else call.status,
-                "direction": call.direction,
-                "callee_phone": call.callee_phone,
-                "caller_phone": call.caller_phone,
-                "duration_seconds": None if pending else call.duration_seconds,
-                "billed_duration_seconds": None if pending else call.billed_duration_seconds,
-                "cost": None if pending else call.cost_text,
-                "started_at": iso(call.started_at),
-                "ended_at": None if pending else iso(call.ended_at),
-            },
+            "call": call_record(call, pending=pending, billed=True),
             "input_parameters": call.input_parameters,
             "output_parameters": {} if pending else call.output_parameters,
             "recording": link("recordings", "mp3", call.recording_available),
@@ -382,21 +391,8 @@ class Twenty2State:
             calls = [(c.model_copy(deep=True), c.call_id in self._pending) for c in self._calls.values()]
             mode, page_size = self.logs_pagination, self.logs_page_size
         calls.sort(key=lambda item: item[0].started_at or datetime.max.replace(tzinfo=UTC), reverse=True)
-        entries = [
-            {
-                "call_id": c.call_id,
-                "agent_id": c.agent_id,
-                "status": PENDING_STATUS if pending else c.status,
-                "direction": c.direction,
-                "callee_phone": c.callee_phone,
-                "caller_phone": c.caller_phone,
-                "duration_seconds": None if pending else c.duration_seconds,
-                "cost": None if pending else c.cost_text,
-                "started_at": iso(c.started_at),
-                "ended_at": None if pending else iso(c.ended_at),
-            }
-            for c, pending in calls
-        ]
+        # The list element is the detail's `call` object without `billed_duration_seconds` (the docs' example).
+        entries = [call_record(c, pending=pending, billed=False) for c, pending in calls]
         return render_logs_page(entries, mode=mode, page_size=page_size, params=params or {})
 
     def webhook_payload(self, call_id: str, event: str | None = None) -> dict[str, Any]:
