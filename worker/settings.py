@@ -274,6 +274,13 @@ class Settings(BaseSettings):
     crm_sync_auto_callback_sweep_seconds: float = Field(
         15.0, gt=0, description="How often beat looks for due callbacks (a callback is placed within one sweep)."
     )
+    crm_sync_auto_callback_task_refresh_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="How often the sweep re-reads the follow-up Tasks of all scheduled callbacks (one batched "
+        "Salesforce query per 200): a Task a rep moved (earlier or later) or completed moves or cancels its "
+        "callback within this interval. 0 = only when the callback comes due.",
+    )
     crm_sync_auto_callback_max_concurrent: int = Field(
         3, ge=1, description="Automatic calls in progress at once per workspace at most (Twenty2 allows 3)."
     )

@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from simple_salesforce import format_soql
+
 from worker.autocall.rules import LeadFacts, TaskFacts
 from worker.phones import same_number
 from worker.salesforce.client import SalesforceClient
@@ -35,6 +37,23 @@ def _sf_time(value: Any) -> datetime | None:
         return None
 
 
+#: The follow-up Task's fields the callback rules read (``task_facts``).
+TASK_FIELDS = "Id, Status, IsClosed, ReminderDateTime"
+#: Ids per batched Task query: the query travels in the URI (GET), and 200 quoted 18-character ids keep it
+#: near 6,000 characters encoded, well under the REST URI limit (16,384) and SOQL's 100,000.
+TASK_IDS_PER_QUERY = 200
+
+
+def task_facts(row: dict[str, Any]) -> TaskFacts:
+    """The Task-to-facts rule, in one place: closed when Salesforce says so (or its status is Completed);
+    its due time is ``ReminderDateTime`` (what the follow-up Task is written with, ``worker.plan``)."""
+    return TaskFacts(
+        status=str(row.get("Status") or ""),
+        is_closed=bool(row.get("IsClosed")) or row.get("Status") == "Completed",
+        due=_sf_time(row.get("ReminderDateTime")),
+    )
+
+
 def _quoted_id(value: str) -> str:
     if not _SF_ID.fullmatch(value):
         raise ValueError("not a Salesforce id")
@@ -50,17 +69,23 @@ class SalesforceFacts:
         self.zone_field = zone_field if _FIELD.fullmatch(zone_field or "") else ""
 
     def task(self, task_id: str) -> TaskFacts | None:
-        rows = self.client.query(
-            f"SELECT Id, Status, IsClosed, ReminderDateTime FROM Task WHERE Id = {_quoted_id(task_id)}"  # noqa: S608 - a checked id
-        )
-        if not rows:
-            return None
-        row = rows[0]
-        return TaskFacts(
-            status=str(row.get("Status") or ""),
-            is_closed=bool(row.get("IsClosed")) or row.get("Status") == "Completed",
-            due=_sf_time(row.get("ReminderDateTime")),
-        )
+        soql = f"SELECT {TASK_FIELDS} FROM Task WHERE Id = {_quoted_id(task_id)}"  # noqa: S608 - a checked id
+        rows = self.client.query(soql)
+        return task_facts(rows[0]) if rows else None
+
+    def tasks(self, task_ids: Iterable[str]) -> dict[str, TaskFacts]:
+        """Many Tasks at once: one ``WHERE Id IN (…)`` query per ``TASK_IDS_PER_QUERY`` ids. Keyed by the
+        15-character id (an 18-character one and its 15-character form meet there); a Task that no longer
+        exists is absent. Ids that are not Salesforce ids are left out of the query (and so absent)."""
+        wanted = list(dict.fromkeys(i for i in task_ids if _SF_ID.fullmatch(i)))
+        found: dict[str, TaskFacts] = {}
+        for start in range(0, len(wanted), TASK_IDS_PER_QUERY):
+            batch = wanted[start : start + TASK_IDS_PER_QUERY]
+            soql = format_soql(f"SELECT {TASK_FIELDS} FROM Task WHERE Id IN {{ids}}", ids=batch)  # noqa: S608
+            for row in self.client.query(soql):
+                if row.get("Id"):
+                    found[str(row["Id"])[:15]] = task_facts(row)
+        return found
 
     def lead(self, lead_id: str) -> tuple[LeadFacts | None, ZoneInfo | None]:
         """The Lead's facts, and its own zone when the settings name a zone field holding a valid one."""

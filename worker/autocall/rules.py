@@ -89,6 +89,7 @@ class Decision:
     reason: str
     due: datetime | None = None  # for MOVE
     detail: str = ""
+    task_due: datetime | None = None  # task_moved: the Task's new due time (what the callback follows now)
 
     @property
     def action(self) -> Action:
@@ -100,13 +101,21 @@ class Decision:
         return f"{base} ({self.detail})" if self.detail else base
 
 
-def _task_moved(f: Facts) -> Decision | None:
-    if f.task is None or f.task.due is None or f.task_due is None:
+def follow_task(
+    task: TaskFacts | None, task_due: datetime | None, now: datetime, windows: tuple[Window, ...]
+) -> Decision | None:
+    """What the follow-up Task, as Salesforce has it now, says of a scheduled callback: gone or completed →
+    cancel; its due time changed from ``task_due`` (the one the callback follows) → move to it (its next
+    opening, never in the past); None: as scheduled. The one rule for both the due-time check (``decide``)
+    and the sweep's periodic batched re-read of the Tasks (``Runner``)."""
+    if task is None:
+        return Decision("task_deleted")
+    if task.is_closed:
+        return Decision("task_completed", detail=task.status)
+    if task.due is None or task_due is None or abs((task.due - task_due).total_seconds()) < 60:
         return None
-    if abs((f.task.due - f.task_due).total_seconds()) < 60:
-        return None
-    due = next_opening(f.windows, max(f.task.due, f.now))
-    return Decision("task_moved", due=due, detail=f"now due {due:%Y-%m-%d %H:%M} UTC")
+    due = next_opening(windows, max(task.due, now))
+    return Decision("task_moved", due=due, task_due=task.due, detail=f"now due {due:%Y-%m-%d %H:%M} UTC")
 
 
 def _outside(f: Facts) -> Decision | None:
@@ -129,11 +138,7 @@ Check = Callable[[Facts], Decision | None]
 CHECKS: Final[tuple[Check, ...]] = (
     _when("kill_switch", lambda f: f.kill_switch),
     _when("disabled", lambda f: not f.rule.enabled),
-    _when("task_deleted", lambda f: f.task is None),
-    _when(
-        "task_completed", lambda f: f.task is not None and f.task.is_closed, lambda f: f.task.status if f.task else ""
-    ),
-    _task_moved,
+    lambda f: follow_task(f.task, f.task_due, f.now, f.windows),  # task_deleted, task_completed, task_moved
     _when("lead_missing", lambda f: f.lead is None),
     _when("converted", lambda f: f.lead is not None and f.lead.is_converted),
     _when(

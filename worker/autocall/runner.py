@@ -2,6 +2,11 @@
 
 One sweep, in order:
 
+0. at most every ``CRM_SYNC_AUTO_CALLBACK_TASK_REFRESH_SECONDS`` (one beat takes it: ``store.refresh_due``),
+   the follow-up Tasks of every scheduled callback are re-read in one batched query (``WHERE Id IN (…)``,
+   200 ids a query), and ``rules.follow_task`` moves each callback whose Task's due time a rep changed
+   (earlier or later) and cancels those whose Task was completed or deleted, so a Task moved earlier is
+   followed within that interval, not only at the callback's old due time;
 1. read ``GET /call/logs`` once (a few pages) when anything is in progress or due;
 2. placed callbacks whose call the logs show ended stop counting against the concurrency limit, and their
    call is queued for its sync (as its webhook would; the ledger keeps a second trigger from syncing twice);
@@ -25,7 +30,7 @@ from typing import Any
 import structlog
 
 from worker.autocall.facts import CallLogView, SalesforceFacts
-from worker.autocall.rules import REASONS, Action, Decision, Facts, decide
+from worker.autocall.rules import REASONS, Action, Decision, Facts, decide, follow_task
 from worker.autocall.store import Callback, CallbackStore, CbState
 from worker.autocall.window import Window, next_opening, windows_for
 from worker.errors import SyncError, Twenty2RateLimited, Twenty2Unavailable
@@ -94,6 +99,7 @@ class Runner:
     def sweep(self) -> SweepReport:
         report = SweepReport()
         now = self.now()
+        self._refresh_tasks(now, report)
         due = self.store.due(now)
         unresolved = self._unresolved()
         in_flight = self.store.in_flight(now)
@@ -114,6 +120,28 @@ class Runner:
         if report.placed or report.resolved or report.moved or report.cancelled or report.refused:
             log.info("autocall.swept", **report.as_dict())
         return report
+
+    def _refresh_tasks(self, now: datetime, report: SweepReport) -> None:
+        """Follow the follow-up Tasks of all scheduled callbacks (step 0), when the refresh interval is up."""
+        every = self.settings.crm_sync_auto_callback_task_refresh_seconds
+        if every <= 0 or not self.store.refresh_due(now, every):
+            return
+        callbacks = [cb for cb in self.store.many(self.store.scheduled()) if cb.task_id]
+        if not callbacks:
+            return
+        try:
+            tasks = self.sf.tasks(cb.task_id for cb in callbacks)
+        except SyncError as exc:  # Salesforce unreachable: the due-time read still follows each Task
+            log.warning("autocall.task_refresh_failed", code=exc.code, error=str(exc), callbacks=len(callbacks))
+            return
+        windows = self._windows(None)  # the lead's own zone is applied when the callback comes due
+        changed = 0
+        for cb in callbacks:
+            decision = follow_task(tasks.get(cb.task_id[:15]), cb.task_due_at, now, windows)
+            if decision is not None:
+                self._apply(cb, decision, now, report)
+                changed += 1
+        log.info("autocall.tasks_refreshed", callbacks=len(callbacks), changed=changed)
 
     def _unresolved(self) -> list[str]:
         return self.store.unknown()
@@ -218,8 +246,10 @@ class Runner:
         fields: dict[str, Any] = {"reason": decision.reason, "reason_text": decision.text}
         action = decision.action
         if action is Action.MOVE:
-            if decision.reason == "task_moved" and decision.due is not None:
-                fields["task_due_at"] = decision.due.timestamp()
+            if decision.reason == "task_moved" and decision.task_due is not None:
+                # the Task's own time (not the callback's opening): a Task moved outside the window is
+                # followed once, not again at every read
+                fields["task_due_at"] = decision.task_due.timestamp()
             self.store.move(cb.id, now=now, expected=(CbState.SCHEDULED,), to=CbState.SCHEDULED, due=decision.due,
                             event="moved", **fields)  # fmt: skip
             report.moved.append(cb.id)

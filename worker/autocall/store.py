@@ -108,6 +108,16 @@ redis.call('LTRIM', KEYS[2], -HISTORY_CAP, -1)
 return 'ok'
 """.replace("HISTORY_CAP", str(HISTORY_CAP))
 
+# Take the periodic Task re-read if it is due (one taker among beats). KEYS: mark. ARGV: now, every.
+# A clock that went back (now before the mark) counts as due.
+_REFRESH = """
+local last = tonumber(redis.call('GET', KEYS[1]) or '')
+local now = tonumber(ARGV[1])
+if last and now >= last and now - last < tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
 # Take over a triggered callback whose answer is unknown (no call id) once its holder's lease ran out.
 # KEYS: cb. ARGV: now, lease_until.
 _LEASE = """
@@ -198,6 +208,7 @@ class CallbackStore:
         self._move = client.register_script(_MOVE)
         self._claim = client.register_script(_CLAIM)
         self._lease = client.register_script(_LEASE)
+        self._refresh = client.register_script(_REFRESH)
 
     # keys -------------------------------------------------------------------------------------------------
     @staticmethod
@@ -211,6 +222,7 @@ class CallbackStore:
     due_key = f"{PREFIX}:due"
     inflight_key = f"{PREFIX}:inflight"
     unknown_key = f"{PREFIX}:unknown"  # triggered, call id not known yet (the answer may be lost)
+    task_refresh_key = f"{PREFIX}:task-refresh-at"  # when the sweep last re-read the follow-up Tasks
 
     @staticmethod
     def state_key(state: CbState) -> str:
@@ -333,6 +345,11 @@ class CallbackStore:
             reason_text=f"cancelled by ops ({by})", by=by,
         )  # fmt: skip
 
+    def refresh_due(self, now: datetime, every_seconds: float) -> bool:
+        """Whether the periodic re-read of the follow-up Tasks is due at ``now`` (True: it is taken, by this
+        caller alone, until ``every_seconds`` have passed)."""
+        return bool(self._refresh(keys=[self.task_refresh_key], args=[now.timestamp(), every_seconds]))
+
     def mark_sent(self, cb_id: str) -> None:
         self.r.hset(self.key(cb_id), "sent", "1")
 
@@ -370,7 +387,21 @@ class CallbackStore:
 
     # reads ------------------------------------------------------------------------------------------------
     def get(self, cb_id: str, *, unseal: bool = False) -> Callback | None:
-        raw = cast(dict[Any, Any], self.r.hgetall(self.key(cb_id)))
+        return self._parse(cast(dict[Any, Any], self.r.hgetall(self.key(cb_id))), unseal=unseal)
+
+    def many(self, cb_ids: list[str]) -> list[Callback]:
+        """The callbacks ``cb_ids`` (sealed fields left sealed), read in one round trip; missing ones left out."""
+        pipe = self.r.pipeline(transaction=False)
+        for cb_id in cb_ids:
+            pipe.hgetall(self.key(cb_id))
+        parsed = (self._parse(cast(dict[Any, Any], raw)) for raw in pipe.execute())
+        return [cb for cb in parsed if cb is not None]
+
+    def scheduled(self) -> list[str]:
+        """Every scheduled callback, earliest due first."""
+        return [_s(i) for i in cast(list[Any], self.r.zrange(self.due_key, 0, -1))]
+
+    def _parse(self, raw: dict[Any, Any], *, unseal: bool = False) -> Callback | None:
         if not raw:
             return None
         d = {_s(k): _s(v) for k, v in raw.items()}

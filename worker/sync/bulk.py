@@ -325,7 +325,7 @@ class BulkSync:
                     report.refused[call.error.message] += 1
             elif call.synced and call.plan is not None and call.detail is not None:
                 outcome = core.record_synced(
-                    ledger, SyncOutcome(plan=call.plan, salesforce_ids=call.ids, detail=call.detail)
+                    self.runtime, SyncOutcome(plan=call.plan, salesforce_ids=call.ids, detail=call.detail)
                 )
             else:  # interrupted before an outcome: left syncing, for the stale sweep to re-queue
                 continue

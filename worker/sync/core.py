@@ -6,8 +6,9 @@
   reserve holds work), ``observe_budget`` after them (what Salesforce reported is shared).
 - **Sorting and recording**: ``record_error`` files a ``SyncError`` as skipped, held (daily limit), due
   again later (retryable, bounded by ``CRM_SYNC_MAX_ATTEMPTS``, delayed by ``worker.retry.backoff``) or
-  failed; ``record_synced`` files a written call. An exception no boundary sorted becomes an
-  ``InternalError`` at the stage it happened in (``worker.errors.internal_errors``).
+  failed; ``record_synced`` files a written call and runs the automatic-callback hook (both paths). An
+  exception no boundary sorted becomes an ``InternalError`` at the stage it happened in
+  (``worker.errors.internal_errors``).
 - **Shared steps**: ``fetch_call`` (the detail, then the transcript of a connected call), the stale-Lead
   rule (``is_stale_target``: Salesforce says the Lead we planned on changed, was converted or deleted,
   so the Lead is read again and the call re-planned: ``lead_changed``), and the Lead-cache drop after a
@@ -24,6 +25,7 @@ import structlog
 from redis.lock import Lock
 
 from worker import heartbeat, retry
+from worker.autocall.hooks import after_sync
 from worker.errors import (
     RetryableError,
     SalesforceLimitExceeded,
@@ -171,11 +173,16 @@ def forget_written(services: Services, plan: SyncPlan, detail: CallDetail) -> No
 # --- recording ---------------------------------------------------------------------------------------------
 
 
-def record_synced(ledger: Ledger, outcome: SyncOutcome) -> str:
+def record_synced(runtime: Runtime, outcome: SyncOutcome) -> str:
+    """File a written call as ``synced`` and run what follows every successful sync, on both paths (the
+    streaming worker's and the bulk replay/backfill): the automatic-callback hook (schedule the callback
+    the call promised, or close the loop of a callback call; it never raises, and schedules at most one
+    callback per call however often the call is replayed)."""
     call_id = outcome.detail.call.call_id
     phone = lead_phone(outcome.detail)
-    ledger.synced(call_id, salesforce_ids=outcome.salesforce_ids, summary=outcome.summary, phone=phone)
+    runtime.ledger.synced(call_id, salesforce_ids=outcome.salesforce_ids, summary=outcome.summary, phone=phone)
     log.info("sync.synced", call_id=call_id, writes=len(outcome.plan.writes), ids=outcome.salesforce_ids)
+    after_sync(runtime, outcome)
     return "synced"
 
 

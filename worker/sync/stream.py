@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 
 import structlog
 
-from worker.autocall.hooks import after_sync
 from worker.errors import SalesforceRejected, Stage, SyncError, internal_errors
 from worker.ledger import RESOLVED
 from worker.plan import LeadTarget, SyncPlan, build_plan
@@ -61,9 +60,7 @@ def sync_and_record(runtime: Runtime, call_id: str) -> str:
             outcome = sync_one(services, call_id)
         except SyncError as exc:
             return core.record_error(ledger, runtime.settings, call_id, exc, detail=exc.details.get(DETAIL))
-        state = core.record_synced(ledger, outcome)
-        after_sync(runtime, outcome)  # automatic callbacks: schedule one, or close the loop of one
-        return state
+        return core.record_synced(runtime, outcome)  # and the automatic-callback hook
     finally:
         core.observe_budget(runtime)
         structlog.contextvars.unbind_contextvars("call_id")

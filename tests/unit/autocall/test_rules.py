@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from worker.autocall.rules import CHECKS, REASONS, Action, Facts, LeadFacts, TaskFacts, decide
+from worker.autocall.rules import CHECKS, REASONS, Action, Facts, LeadFacts, TaskFacts, decide, follow_task
 from worker.autocall.window import IST, windows_for
 from worker.mapping.auto_callback import AutoCallbackRule
 
@@ -80,4 +80,25 @@ def test_kill_switch_wins_over_everything() -> None:
 
 
 def test_reasons_table_covers_every_check() -> None:
-    assert len(CHECKS) == len(CASES) - 1 and set(CASES) <= set(REASONS)
+    # one check (follow_task) decides three reasons: task_deleted, task_completed, task_moved
+    assert len(CHECKS) == len(CASES) - 1 - 2 and set(CASES) <= set(REASONS)
+
+
+def test_follow_task_leaves_an_unchanged_task_alone() -> None:
+    assert follow_task(BASE.task, NOW + timedelta(seconds=30), NOW - timedelta(hours=2), BASE.windows) is None
+
+
+def test_follow_task_moved_earlier_moves_the_callback_earlier() -> None:
+    earlier = NOW - timedelta(hours=2)
+    task = TaskFacts(status="Not Started", is_closed=False, due=earlier)
+    decision = follow_task(task, NOW, NOW - timedelta(hours=5), BASE.windows)
+    assert decision is not None and decision.reason == "task_moved" and decision.due == earlier
+
+
+def test_follow_task_into_the_night_records_the_task_time_so_it_is_followed_once() -> None:
+    night = NOW + timedelta(hours=5)  # 22:00 IST: the callback goes to 09:00, the Task's time is remembered
+    task = TaskFacts(status="Not Started", is_closed=False, due=night)
+    decision = follow_task(task, NOW, NOW - timedelta(hours=5), BASE.windows)
+    assert decision is not None and decision.task_due == night
+    assert decision.due == datetime(2030, 1, 11, 9, 0, tzinfo=IST).astimezone(UTC)
+    assert follow_task(task, decision.task_due, NOW - timedelta(hours=4), BASE.windows) is None
