@@ -127,7 +127,7 @@ def after_sync(runtime: Runtime, outcome: SyncOutcome) -> None:
         proposal = propose(outcome.detail, outcome.plan, outcome.salesforce_ids, services.mapping, runtime.settings)
         if proposal.reason == "schedule":
             if schedule(store, proposal, now=now):
-                log.info("autocall.scheduled", call_id=call_id, due=proposal.due.isoformat())
+                log.info("autocall.scheduled", call_id=call_id, due=proposal.due.isoformat() if proposal.due else None)
         else:
             log.debug("autocall.not_scheduled", call_id=call_id, reason=proposal.reason)
     except Exception as exc:  # the sync itself succeeded; the callback bookkeeping must not undo that
