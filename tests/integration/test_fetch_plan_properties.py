@@ -684,7 +684,10 @@ def check_written(
     """A successful write: exactly the plan's records changed, each holding the values sent for it (the plan's
     values as the writer renders them; a reference only where the plan has one)."""
     changed = {rid for rid, record in after.items() if before.get(rid) != record}
-    assert changed == {rid for rid in ids.values() if rid}, "records changed that the plan did not write"
+    # A record the plan wrote may look unchanged: the values it got were already there, and Salesforce's
+    # LastModifiedDate has whole seconds (an update in the same second as the last one leaves it as it was).
+    # The loop below checks that every written record holds what was sent.
+    assert changed <= {rid for rid in ids.values() if rid}, "records changed that the plan did not write"
     for write in plan.writes:
         stored = after[ids[write.ref]]
         sent = services.writer.subrequests([write])[0]["body"]
