@@ -236,19 +236,7 @@ class Twenty2Client:
         404 (CALL_NOT_FOUND) means the key, secret and workspace were accepted; 401/403 that they were not.
         Returns the response whatever its status (its ``Date`` header tells Twenty2's clock); transport
         failures raise the sorted ``Twenty2Error``."""
-        if self._before_request is not None:
-            self._before_request()
-        try:
-            return self._http.get(
-                f"{self._base}/call/detail",
-                params={"call_id": PROBE_CALL_ID},
-                headers=self._api_headers,
-                timeout=self._timeout,
-                verify=self._verify,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            raise transport_error(exc, self._host) from None
+        return self._send("GET", f"{self._base}/call/detail", params={"call_id": PROBE_CALL_ID})
 
     def fetch_transcript(self, link: Link | None) -> str | None:
         """The transcript text behind ``link`` (UTF-8 unless the server says otherwise, cut at 1 MB).
@@ -284,25 +272,13 @@ class Twenty2Client:
         has no idempotency key, so a retry after a lost answer could place a second call (the caller
         resolves a lost answer from ``GET /call/logs``). Raises the sorted ``Twenty2Error`` classes; a
         transport failure after sending (timeout, reset) is ``Twenty2Unavailable`` and means "unknown"."""
-        if self._before_request is not None:
-            self._before_request()
         body = {
             "agent_id": agent_id,
             "callee_phone": callee_phone,
             "caller_phone": caller_phone,
             "input_parameters": input_parameters,
         }
-        try:
-            response = self._http.post(
-                f"{self._base}/agent/trigger-outbound-call",
-                json=body,
-                headers=self._api_headers,
-                timeout=self._timeout,
-                verify=self._verify,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            raise transport_error(exc, self._host) from None
+        response = self._send("POST", f"{self._base}/agent/trigger-outbound-call", json=body)
         if not 200 <= response.status_code < 300:
             raise error_from_response(response, rate_limit_hint=self._rate_limit_hint)
         _, data = self._json(response)
@@ -335,22 +311,29 @@ class Twenty2Client:
         return self._api_get_url(f"{self._base}{path}", params)
 
     def _api_get_url(self, url: str, params: dict[str, str]) -> requests.Response:
-        if self._before_request is not None:
-            self._before_request()
-        try:
-            response = self._http.get(
-                url,
-                params=params,
-                headers=self._api_headers,
-                timeout=self._timeout,
-                verify=self._verify,
-                allow_redirects=False,  # a redirect would carry the credentials elsewhere
-            )
-        except requests.RequestException as exc:
-            raise transport_error(exc, self._host) from None
+        response = self._send("GET", url, params=params)
         if not 200 <= response.status_code < 300:
             raise error_from_response(response, rate_limit_hint=self._rate_limit_hint)
         return response
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One request to the API host, whatever its status: through ``before_request`` (the rate limiter),
+        with the credentials, never following a redirect (it would carry them elsewhere); transport
+        failures raise the sorted ``Twenty2Error``."""
+        if self._before_request is not None:
+            self._before_request()
+        try:
+            return self._http.request(
+                method,
+                url,
+                headers=self._api_headers,
+                timeout=self._timeout,
+                verify=self._verify,
+                allow_redirects=False,
+                **kwargs,
+            )
+        except requests.RequestException as exc:
+            raise transport_error(exc, self._host) from None
 
     def _download(self, url: str, same_host: bool, host: str) -> tuple[bytes, str | None]:
         if same_host and self._before_request is not None:
