@@ -14,38 +14,29 @@ Every error answer is ``{"success": false, "error": {"code", "message", ...}}``,
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, ValidationError
-from starlette.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.requests import ClientDisconnect
 
-from worker.intake.auth import MESSAGES, UNAUTHORIZED, IntakeAuth
-from worker.intake.flood import FloodGuard, parse_networks
-from worker.intake.queue import IntakeQueue
-from worker.logs import configure_logging, register_secrets
+from worker.intake.auth import IntakeAuth
+from worker.intake.webhook import MAX_BODY_BYTES, PATH, Receive, Scope, Send, WebhookIntake, webhook_token
+from worker.logs import configure_logging
 from worker.runtime import Runtime, get_runtime
 from worker.settings import Settings
 from worker.twenty2.models import WebhookEvent
 
 log = structlog.get_logger(__name__)
 
-MAX_BODY_BYTES = 256 * 1024
-MAX_JSON_DEPTH = 32
-HANDLED_EVENTS = frozenset({"call.completed", "call.failed"})
-#: Media types read as JSON (none sent = JSON: some senders omit it).
-JSON_MEDIA_TYPES = frozenset({"application/json", ""})
+__all__ = ["MAX_BODY_BYTES", "create_app"]
+
 #: Status of an error raised by the framework (unknown path, wrong method, ...) → our error code.
 FRAMEWORK_ERROR_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
@@ -117,51 +108,37 @@ WEBHOOK_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-# --- Per-app security state ----------------------------------------------------------------------------
+# --- The app ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Guards:
-    auth: IntakeAuth
-    flood: FloodGuard
+class IntakeApp(FastAPI):
+    """FastAPI, with the webhook route's requests handed straight to ``worker.intake.webhook`` (the same
+    code FastAPI's own webhook routes call; those stay for the OpenAPI description and any mount that
+    bypasses this ``__call__``)."""
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> Guards:
-        signing = settings.crm_sync_intake_signing_secret.get_secret_value()
-        register_secrets(part.strip() for part in signing.split(","))
-        flood = FloodGuard(
-            settings,
-            per_minute=settings.crm_sync_intake_rate_limit_per_minute,
-            trusted_proxies=parse_networks(settings.crm_sync_trusted_proxies),
-        )
-        return cls(auth=IntakeAuth.from_settings(settings), flood=flood)
+    webhook: WebhookIntake
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hit, token = webhook_token(scope)
+        if hit:
+            await self.webhook(scope, receive, send, token)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
     """The intake ASGI app (``uvicorn worker.intake.app:create_app --factory``)."""
     if runtime is None:  # the web process: our redacting log setup, not the library default
         configure_logging(Settings().crm_sync_log_format)
-    app = FastAPI(title="crm-sync intake", version="0.1.0", description=__doc__)
+    app = IntakeApp(title="crm-sync intake", version="0.1.0", description=__doc__)
     rt = runtime
-    guards: list[Guards] = []
-    queues: list[IntakeQueue] = []
 
     def current() -> Runtime:
         return rt or get_runtime("intake")
 
-    def intake_queue() -> IntakeQueue:
-        if not queues:
-            queues.append(IntakeQueue(current()))
-        return queues[0]
-
-    def security() -> Guards:
-        # Built on first use: the process-wide runtime may not exist yet when the app is created.
-        if not guards:
-            guards.append(Guards.from_settings(current().settings))
-        return guards[0]
-
+    intake = app.webhook = WebhookIntake(current)
     if runtime is not None:
-        security()  # a settings typo (say in CRM_SYNC_TRUSTED_PROXIES) fails here, not on each request
+        intake.guards()  # a settings typo (say in CRM_SYNC_TRUSTED_PROXIES) fails here, not on each request
     _install_error_handlers(app)
     # The ops console (/ops, off without CRM_SYNC_OPS_TOKEN; refuses plain HTTP off loopback) and /metrics.
     from worker.ops import auth as ops_auth
@@ -187,96 +164,23 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             return _error(503, "REDIS_UNAVAILABLE", type(exc).__name__)
         return {"status": "ready"}
 
-    async def receive(request: Request, body: bytes) -> JSONResponse:
-        runtime = current()
-        content_type = request.headers.get("content-type", "")
-        if content_type.split(";")[0].strip().lower() not in JSON_MEDIA_TYPES:
-            return _error(415, "UNSUPPORTED_MEDIA_TYPE", "send application/json")
-        payload, problem = _parse_json(body)
-        if problem is not None:
-            return problem
-        if not isinstance(payload, dict):
-            return _error(422, "INVALID_PAYLOAD", "body must be a JSON object")
-        try:
-            event = WebhookEvent.model_validate(payload)
-        except ValidationError as exc:
-            problems = [{"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()[:10]]
-            return _error(422, "INVALID_PAYLOAD", "payload does not match the Twenty2 webhook", problems=problems)
-        call_id = event.the_call_id
-        if event.event is not None and event.event not in HANDLED_EVENTS:
-            log.info("intake.ignored", call_id=call_id, webhook_event=event.event)
-            return JSONResponse({"success": True, "status": "ignored", "call_id": call_id})
-        phone, lead_id = event.lead_hint(runtime.settings.crm_sync_lead_id_param)
-        try:
-            # One round trip: ledger record, Lead hint and task message, all or nothing (worker.intake.queue).
-            _, enqueued = await intake_queue().accept(
-                call_id,
-                detail={"webhook_event": event.event, "event_id": event.event_id},
-                phone=phone,
-                lead_id=lead_id,
-            )
-            replicas = runtime.replicas
-            # WAIT blocks: in a thread, and only when there are replicas to wait for (worker.replicas).
-            if replicas.must_wait() and not await run_in_threadpool(replicas.confirm):
-                return _error(503, "NOT_REPLICATED", "no Redis replica confirmed the call in time; retry later")
-        except Exception as exc:
-            log.error("intake.enqueue_failed", call_id=call_id, error=type(exc).__name__)
-            return _error(503, "QUEUE_UNAVAILABLE", "could not queue the call; retry later")
-        status = "queued" if enqueued else "duplicate"
-        log.info(
-            "intake.accepted",
-            call_id=call_id,
-            status=status,
-            webhook_event=event.event,
-            event_id=event.event_id,
-        )
-        return JSONResponse({"success": True, "status": status, "call_id": call_id})
+    async def served(request: Request, token: str | None) -> Response:
+        answer = await intake.answer(request.scope, request.receive, token)
+        headers = {k.decode(): v.decode("latin-1") for k, v in answer.headers}
+        return Response(answer.body, status_code=answer.status, headers=headers, media_type="application/json")
 
-    body_doc = _webhook_body_doc(security().auth if runtime else None)
+    body_doc = _webhook_body_doc(intake.guards().auth if runtime else None)
 
-    @app.post("/webhooks/twenty2", response_model=None, responses=WEBHOOK_RESPONSES, openapi_extra=body_doc)
-    async def webhook(request: Request) -> JSONResponse:
+    @app.post(PATH, response_model=None, responses=WEBHOOK_RESPONSES, openapi_extra=body_doc)
+    async def webhook(request: Request) -> Response:
         """Twenty2 post-call webhook, secret as ``Authorization: Bearer``."""
-        return await _run(request, None, request.headers.get("authorization"))
+        return await served(request, None)
 
     # ``anytext``: a token may contain anything, "/" and newlines included; it is then just a wrong token.
-    @app.post(
-        "/webhooks/twenty2/{token:anytext}",
-        response_model=None,
-        responses=WEBHOOK_RESPONSES,
-        openapi_extra=body_doc,
-    )
-    async def webhook_token(request: Request, token: str) -> JSONResponse:
+    @app.post(PATH + "/{token:anytext}", response_model=None, responses=WEBHOOK_RESPONSES, openapi_extra=body_doc)
+    async def webhook_token_route(request: Request, token: str) -> Response:
         """Twenty2 post-call webhook, secret as the last path segment (Twenty2 sends no headers of ours)."""
-        return await _run(request, token, request.headers.get("authorization"))
-
-    async def _run(request: Request, token: str | None, authorization: str | None) -> JSONResponse:
-        checks = security()
-        peer = request.client.host if request.client else None
-        if checks.flood.enabled:
-            source = checks.flood.source(peer, request.headers.getlist("x-forwarded-for"))
-            # Redis call: off the event loop, so a slow Redis never stalls other senders.
-            verdict = await run_in_threadpool(checks.flood.check, source)
-            if not verdict.allowed:
-                return _error(
-                    429,
-                    "RATE_LIMITED",
-                    "too many requests from this source",
-                    headers={"Retry-After": str(verdict.retry_after)},
-                    retry_after=verdict.retry_after,
-                )
-        if checks.auth.needs_shared_secret and checks.auth.check_shared_secret(token, authorization):
-            log.warning("intake.unauthenticated", client=peer, reason=UNAUTHORIZED)
-            return _error(401, UNAUTHORIZED, MESSAGES[UNAUTHORIZED])
-        body = await _read_capped(request)
-        if body is None:
-            return _error(413, "PAYLOAD_TOO_LARGE", f"body over {MAX_BODY_BYTES} bytes")
-        if checks.auth.needs_signature:
-            failure = checks.auth.check_signature(request.headers, body)
-            if failure:
-                log.warning("intake.unauthenticated", client=peer, reason=failure)
-                return _error(401, failure, MESSAGES[failure])
-        return await receive(request, body)
+        return await served(request, token)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -285,84 +189,6 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
-
-
-# --- Request reading and parsing -------------------------------------------------------------------------
-
-
-async def _read_capped(request: Request) -> bytes | None:
-    """The body, or None once it passes the cap (read no further)."""
-    declared = request.headers.get("content-length", "")
-    # isascii: "²".isdigit() is True; the length check keeps int() far from its digit limit.
-    if declared.isascii() and declared.isdigit() and (len(declared) > 12 or int(declared) > MAX_BODY_BYTES):
-        return None
-    chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                return None
-            chunks.append(chunk)
-    except ClientDisconnect:
-        return b""  # nobody is left to read the answer; an empty body is simply rejected
-    return b"".join(chunks)
-
-
-class _Refused(ValueError):
-    """Valid to Python's parser, refused by us (the message is ours, never input)."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise _Refused(f"{name} is not JSON")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise _Refused("number out of range")
-    return value
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # Parsers disagree on which duplicate wins; refusing them leaves nothing to disagree about.
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise _Refused("duplicate key")
-    return result
-
-
-#: What the parser raised → (status, code, message); first match wins (UnicodeDecodeError is a ValueError).
-JSON_FAILURES: tuple[tuple[type[Exception], int, str, str], ...] = (
-    (UnicodeDecodeError, 400, "MALFORMED_JSON", "body is not UTF-8 text"),
-    (RecursionError, 400, "TOO_DEEP", f"JSON nested deeper than {MAX_JSON_DEPTH}"),
-    (ValueError, 400, "MALFORMED_JSON", "body is not JSON"),
-)
-
-
-def _parse_json(body: bytes) -> tuple[Any, JSONResponse | None]:
-    """Strict JSON (no NaN/Infinity, no duplicate keys, finite numbers), or the 400 answer."""
-    try:
-        payload = json.loads(
-            body, parse_constant=_reject_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys
-        )
-    except _Refused as exc:
-        return None, _error(400, "MALFORMED_JSON", f"body is not JSON: {exc}")
-    except (ValueError, RecursionError) as exc:
-        status, code, message = next((s, c, m) for kind, s, c, m in JSON_FAILURES if isinstance(exc, kind))
-        return None, _error(status, code, message)
-    if _depth(payload) > MAX_JSON_DEPTH:
-        return None, _error(400, "TOO_DEEP", f"JSON nested deeper than {MAX_JSON_DEPTH}")
-    return payload, None
-
-
-def _depth(value: Any, level: int = 0) -> int:
-    if level > MAX_JSON_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
-    return level
 
 
 # --- Errors and OpenAPI --------------------------------------------------------------------------------
