@@ -97,3 +97,51 @@ def test_a_failed_call_is_queued_again(redis_url: str) -> None:
     assert len(messages(redis_url)) == 1
     record = runtime.ledger.get("6a100328ba090039ac8610a2")
     assert record is not None and record.state is State.QUEUED
+
+
+def test_webhooks_arriving_together_share_script_calls(redis_url: str) -> None:
+    runtime = runtime_for(redis_url)
+    queue = IntakeQueue(runtime)
+    client = redis.Redis.from_url(redis_url)
+    ids = [f"call_{n:04d}" for n in range(150)]
+    # Each id twice, the redelivery right behind the first (often in the same batch), plus one hint each.
+    arrivals = [call_id for call_id in ids for _ in range(2)]
+
+    async def storm() -> list[tuple[State | None, bool]]:
+        return await asyncio.gather(*(queue.accept(c, detail={}, phone="9999999999", lead_id=None) for c in arrivals))
+
+    with client.monitor() as monitor:
+        answers = asyncio.run(storm())
+        client.echo("end-of-test")
+        scripts = 0
+        while (command := monitor.next_command())["command"] != "ECHO end-of-test":
+            if command["client_type"] != "lua" and command["command"].split()[0] in {"EVALSHA", "EVAL"}:
+                scripts += 1
+    # Each call queued by one of its two webhooks, the other a duplicate (which one: whichever Redis ran first).
+    assert all(set(answers[i : i + 2]) == {(None, True), (State.QUEUED, False)} for i in range(0, 300, 2))
+    assert scripts <= len(arrivals) // 8, scripts  # 300 webhooks, MAX_BATCH per call, 2 calls out at once
+    queued = [json.loads(base64.b64decode(m["body"]))[0][0] for m in messages(redis_url)]
+    assert sorted(queued) == ids  # one task per call
+    assert len(runtime.lead_cache.take_hints(1000)) == len(ids)
+    for call_id in ids:
+        record = runtime.ledger.get(call_id)
+        assert record is not None and record.state is State.QUEUED and record.deliveries == 2
+
+
+def test_a_failed_script_call_fails_every_webhook_in_it(redis_url: str) -> None:
+    # A Redis that refuses writes (as a replica does): each waiting webhook gets the error (the intake's 503).
+    runtime = runtime_for(redis_url)
+    queue = IntakeQueue(runtime)
+    client = redis.Redis.from_url(redis_url)
+
+    async def storm() -> list[Any]:
+        accepts = (queue.accept(f"call_{n}", detail={}, phone=None, lead_id=None) for n in range(40))
+        return await asyncio.gather(*accepts, return_exceptions=True)
+
+    client.config_set("min-replicas-to-write", 1)  # no replica here: every write is refused
+    try:
+        answers = asyncio.run(storm())
+    finally:
+        client.config_set("min-replicas-to-write", 0)
+    assert len(answers) == 40 and all(isinstance(a, redis.exceptions.ResponseError) for a in answers), answers
+    assert client.llen(QUEUE) == 0 and runtime.ledger.get("call_0") is None
