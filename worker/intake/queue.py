@@ -1,12 +1,12 @@
 """The intake's accept path: at most one Redis round trip per webhook, on an asyncio client (no thread hop),
 and under load one for many (the webhooks that arrive while earlier ones are out go together).
 
-One Lua script does, atomically for each webhook, what ``Ledger.accept`` + ``LeadCache.hint`` + ``Runtime.enqueue`` do in
-three to five round trips and ~1.7 ms of Celery/kombu publishing code: accept the call in the ledger (the
-ledger's own script, ``worker.ledger.ACCEPT_SCRIPT``), and, when the state it had calls for a sync
-(``ENQUEUE_FROM``), write the Lead hint and push the Celery task message onto the broker queue. So a call is
-never recorded queued without its task (or the reverse): Redis takes all of it or none, and the intake
-answers 503 on none. A batch is the same script run over each webhook in turn, in arrival order.
+One Lua script does, atomically for each webhook, what ``Ledger.accept`` + ``LeadCache.hint`` +
+``Runtime.enqueue`` do in three to five round trips and ~1.7 ms of Celery/kombu publishing code: accept the
+call in the ledger (the ledger's own script, ``worker.ledger.ACCEPT_SCRIPT``), and, when the state it had
+calls for a sync (``ENQUEUE_FROM``), write the Lead hint and push the Celery task message onto the broker
+queue. So a call is never recorded queued without its task (or the reverse): Redis takes all of it or none,
+and the intake answers 503 on none. A batch is the same script run over each webhook in turn.
 
 The message is Celery's own (``app.amqp.as_task_v2``: protocol-2 headers and body), in the envelope kombu's
 Redis transport stores (``Channel._put``: ``LPUSH <queue>`` of the JSON message, body base64, a fresh
