@@ -20,8 +20,11 @@ would answer most of the load 429).
 
 Per tree (this checkout, and ``--baseline REF`` checked out into ``var/`` when given), alternating:
 
-- **(a) bare**: the Procfile's web command serving ``bench/bare_app.py`` (answers 200, does nothing) —
-  the ceiling of this machine — as fast as 64 connections go, ``--seconds``: requests/s, p50/p99/max.
+- **(a) bare**: the Procfile's web command serving ``bench/bare_app.py`` (answers 200, does nothing) as a
+  plain ASGI app, as the product's webhook route is served — the ceiling of this machine — as fast as 64
+  connections go, ``--seconds``: requests/s, p50/p99/max.
+- **(a') bare FastAPI**: the same app behind FastAPI's routing (what the framework alone costs; the
+  product's other paths are served so).
 - **(b) intake**: the same request sequence, same way, against the product's intake.
 - **(c) steady**: ``--rate`` webhooks/s for ``--seconds`` (constant rate, wrk2-style schedule in the Lua
   script): achieved rate, p99, max, and *lost* = answered 200 but missing from the ledger, or not synced
@@ -29,7 +32,7 @@ Per tree (this checkout, and ``--baseline REF`` checked out into ``var/`` when g
   waiting in the broker).
 - **(d) burst**: ``--burst`` webhooks in ``--burst-seconds``: the slowest answer, and lost.
 
-Targets: (b) >= 50% of (a)'s requests/s; (c) p99 < 100 ms and 0 lost; (d) max < 5 s.
+Targets: (b) >= 50% of (a)'s requests/s (its share of (a') is printed too); (c) p99 < 100 ms and 0 lost; (d) max < 5 s.
 ``run(LoadOptions(...))`` returns every figure; ``--json`` prints them.
 """
 
@@ -113,10 +116,15 @@ def run_tree(label: str, service: Service, mix: Mix, options: LoadOptions, work:
     throughput_file = mix.write(work / f"{label}-throughput.tsv", max(200, 2000 * options.seconds))
     figures: dict[str, Any] = {}
     say(f"[{label}] (a) bare endpoint, {options.seconds} s")
-    cpu: dict[str, dict[str, Any]] = {name: {} for name in ("bare", "intake", "steady", "burst")}
+    cpu: dict[str, dict[str, Any]] = {name: {} for name in ("bare", "bare-fastapi", "intake", "steady", "burst")}
     with cpu_of(service, cpu["bare"]):
         figures["bare"] = wrk(
             f"{service.bare}", throughput_file, connections=THROUGHPUT_CONNECTIONS, duration=options.seconds
+        )
+    say(f"[{label}] (a') bare FastAPI endpoint, {options.seconds} s")
+    with cpu_of(service, cpu["bare-fastapi"]):
+        figures["bare-fastapi"] = wrk(
+            f"{service.bare_fastapi}", throughput_file, connections=THROUGHPUT_CONNECTIONS, duration=options.seconds
         )
     say(f"[{label}] (b) intake, {options.seconds} s")
     with cpu_of(service, cpu["intake"]):
@@ -152,7 +160,7 @@ def run_tree(label: str, service: Service, mix: Mix, options: LoadOptions, work:
         figures[name].update(spent)
         # The figure a shared machine does not move much: the server's CPU per answered request (how fast the
         # server answers also depends on how much CPU the other processes on the machine leave it).
-        server = spent["cpu_s"].get("bare" if name == "bare" else "web", 0.0)
+        server = spent["cpu_s"].get(_server(name), 0.0)
         figures[name]["server_cpu_ms_per_request"] = (
             round(server / figures[name]["requests"] * 1000, 3) if figures[name]["requests"] else None
         )
@@ -166,10 +174,10 @@ def run_tree(label: str, service: Service, mix: Mix, options: LoadOptions, work:
     in_broker = set() if options.drain else queued_call_ids(ledger.r)
     for name in ("intake", "steady", "burst"):
         figures[name]["lost"] = lost(ledger, figures[name].pop("accepted"), in_broker=in_broker)
-    figures["bare"].pop("accepted")
-    figures["share_of_bare"] = round(
-        figures["intake"]["requests_per_second"] / figures["bare"]["requests_per_second"], 3
-    )
+    intake_rate = figures["intake"]["requests_per_second"]
+    for name, share in (("bare", "share_of_bare"), ("bare-fastapi", "share_of_bare_fastapi")):
+        figures[name].pop("accepted")
+        figures[share] = round(intake_rate / figures[name]["requests_per_second"], 3)
     figures["targets"] = targets(figures, options)
     return figures
 
@@ -255,7 +263,13 @@ def table(result: dict[str, Any]) -> str:
         "| lost (missing + not synced) | server CPU ms/request | CPU s: server / worker / redis / wrk + stand-ins |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- |",
     ]
-    names = {"bare": "(a) bare endpoint", "intake": "(b) intake", "steady": "(c) steady", "burst": "(d) burst"}
+    names = {
+        "bare": "(a) bare endpoint",
+        "bare-fastapi": "(a') bare FastAPI endpoint",
+        "intake": "(b) intake",
+        "steady": "(c) steady",
+        "burst": "(d) burst",
+    }
     verdicts = []
     for label, runs in result["results"].items():
         for index, figures in enumerate(runs):
@@ -277,6 +291,7 @@ def table(result: dict[str, Any]) -> str:
                     f"| {tag} | {target['target']} | {target['measured']} | {'yes' if target['met'] else 'NO'} |"
                 )
             verdicts.append(f"| {tag} | intake / bare requests/s | {figures['share_of_bare']} | |")
+            verdicts.append(f"| {tag} | intake / bare FastAPI requests/s | {figures['share_of_bare_fastapi']} | |")
             verdicts.append(f"| {tag} | worker drain after the runs, s | {figures['drain_seconds']} | |")
     return "\n".join([*rows, "", "| tree | target | measured | met |", "| --- | --- | ---: | --- |", *verdicts])
 
@@ -285,9 +300,14 @@ def _cpu_cell(run: str, figures: dict[str, Any]) -> str:
     cpu = figures.get("cpu_s")
     if not cpu:
         return "–"
-    server = cpu.get("bare" if run == "bare" else "web", 0.0)
+    server = cpu.get(_server(run), 0.0)
     worker = cpu.get("worker", 0.0) + cpu.get("beat", 0.0)
     return f"{server} / {worker} / {cpu.get('redis', 0.0)} / {cpu.get('stand-ins', 0.0)} in {figures['wall_s']} s"
+
+
+def _server(run: str) -> str:
+    """The process a run loads."""
+    return run if run.startswith("bare") else "web"
 
 
 def _var_dir() -> Path:

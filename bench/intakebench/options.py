@@ -13,7 +13,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 LUA = REPO_ROOT / "bench" / "intake_load.lua"
 SECRET = "load-webhook-secret-8d2f41"  # the private intake of this run only
 APP_SPEC = "worker.intake.app:create_app"
-BARE_SPEC = "bare_app:create_app"
+BARE_SPEC = "bare_app:create_app"  # plain ASGI: the ceiling
+BARE_FASTAPI_SPEC = "bare_app:create_fastapi_app"  # the same behind FastAPI
 #: Share of each kind of request in the mix.
 MIX = {"valid": 0.80, "duplicate": 0.08, "malformed": 0.06, "unauthenticated": 0.06}
 #: Resolved = the call reached Salesforce (synced) or was decided not to (skipped): not lost.

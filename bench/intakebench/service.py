@@ -15,7 +15,7 @@ from typing import Any
 import redis
 import requests
 
-from intakebench.options import APP_SPEC, BARE_SPEC, REPO_ROOT, SECRET
+from intakebench.options import APP_SPEC, BARE_FASTAPI_SPEC, BARE_SPEC, REPO_ROOT, SECRET
 from standins.stack.ports import free_port
 from standins.stack.processes import child_env, procfile
 from standins.stack.redis_server import RedisServer
@@ -24,7 +24,7 @@ from worker.ledger import Ledger
 
 @dataclass
 class Service:
-    """web + worker + beat of one checkout (its Procfile, its code) on a private Redis, plus the bare app."""
+    """web + worker + beat of one checkout (its Procfile, its code) on a private Redis, plus the bare apps."""
 
     tree: Path
     work: Path
@@ -34,11 +34,12 @@ class Service:
     redis_server: RedisServer | None = None
     intake: str = ""
     bare: str = ""
+    bare_fastapi: str = ""
 
     def start(self) -> Service:
         self.redis_server = RedisServer(self.work / "redis").start()
         entries = procfile(self.tree / "Procfile")
-        web_port, bare_port = free_port(), free_port()
+        web_port, bare_port, fastapi_port = free_port(), free_port(), free_port()
         env = {
             **self.env,
             "REDIS_URL": self.redis_server.url,
@@ -56,10 +57,12 @@ class Service:
         self._env, self._entries = env, entries
         self._spawn("web", entries["web"], web_port)
         self._spawn("bare", entries["web"].replace(APP_SPEC, BARE_SPEC), bare_port)
+        self._spawn("bare-fastapi", entries["web"].replace(APP_SPEC, BARE_FASTAPI_SPEC), fastapi_port)
         self._spawn("worker", entries["worker"])
         self._spawn("beat", entries["beat"])
         self.intake, self.bare = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{bare_port}"
-        self._wait_ready({"web", "bare", "worker"})
+        self.bare_fastapi = f"http://127.0.0.1:{fastapi_port}"
+        self._wait_ready({"web", "bare", "bare-fastapi", "worker"})
         return self
 
     def _spawn(self, name: str, command: str, port: int = 0, extra: dict[str, str] | None = None) -> None:
@@ -98,7 +101,7 @@ class Service:
         log_dir = self.work / "log"
         deadline = time.monotonic() + timeout
         while pending:
-            for name, url in (("web", self.intake), ("bare", self.bare)):
+            for name, url in (("web", self.intake), ("bare", self.bare), ("bare-fastapi", self.bare_fastapi)):
                 try:
                     if name in pending and requests.get(f"{url}/readyz", timeout=1).status_code == 200:
                         pending.discard(name)
@@ -144,12 +147,20 @@ def tree_cpu(pid: int) -> float:
     return total
 
 
+def own_cpu(pid: int) -> float:
+    """CPU seconds of ``pid`` itself plus its children it has waited for (``wrk``, once a run returns), but
+    not its live ones (the service's processes, counted on their own)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / CLOCK_TICKS
+
+
 def cpu_snapshot(service: Service) -> dict[str, float]:
     pids = {name: p.pid for name, p in service.processes.items()}
     if service.redis_server is not None and service.redis_server.process is not None:
         pids["redis"] = service.redis_server.process.pid
-    pids["stand-ins"] = os.getpid()
-    return {name: tree_cpu(pid) for name, pid in pids.items()}
+    snapshot = {name: tree_cpu(pid) for name, pid in pids.items()}
+    snapshot["stand-ins"] = own_cpu(os.getpid())
+    return snapshot
 
 
 @contextmanager

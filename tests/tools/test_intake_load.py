@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 from intake_load import LoadOptions, run, table
 
-RUNS = ("bare", "intake", "steady", "burst")
+RUNS = ("bare", "bare-fastapi", "intake", "steady", "burst")
 FIGURES = ("requests", "requests_per_second", "p50_ms", "p99_ms", "max_ms")
 
 
@@ -54,5 +54,6 @@ def test_tiny_load_prints_every_figure_and_loses_nothing(tiny_run: dict[str, Any
     assert [t["target"][:3] for t in figures["targets"]] == ["(b)", "(c)", "(c)", "(d)", "(d)"]
 
     printed = table(tiny_run)
-    for label in ("(a) bare endpoint", "(b) intake", "(c) steady", "(d) burst", "intake / bare requests/s"):
+    labels = ("(a) bare endpoint", "(a') bare FastAPI endpoint", "(b) intake", "(c) steady", "(d) burst")
+    for label in (*labels, "intake / bare requests/s", "intake / bare FastAPI requests/s"):
         assert label in printed
