@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from standins.stack.ports import free_port
@@ -156,3 +157,36 @@ def test_redis_down_answers_503() -> None:
 
 def test_ready_when_redis_answers(client: TestClient) -> None:
     assert client.get("/readyz").json() == {"status": "ready"}
+
+
+class _FastAPIOnly:
+    """The intake app reached through FastAPI's own routing (``FastAPI.__call__``), bypassing the plain ASGI
+    fast path: how the webhook routes kept for the OpenAPI description answer."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await FastAPI.__call__(self.app, scope, receive, send)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "headers"),
+    [
+        (f"/webhooks/twenty2/{SECRET}", json.dumps(fixture("call_completed")), {}),
+        ("/webhooks/twenty2", json.dumps(fixture("call_failed")), {"Authorization": f"Bearer {SECRET}"}),
+        ("/webhooks/twenty2/wrong", "{}", {}),
+        (f"/webhooks/twenty2/{SECRET}", '{"call_id": NaN}', {}),
+        (f"/webhooks/twenty2/{SECRET}", "{}", {"Content-Type": "text/plain"}),
+        (f"/webhooks/twenty2/{SECRET}", '{"call": {}}', {}),
+    ],
+    ids=["queued", "bearer", "wrong-secret", "nan", "content-type", "invalid-payload"],
+)
+def test_fastapi_routes_answer_as_the_fast_path(redis_url: str, path: str, body: str, headers: dict[str, str]) -> None:
+    app = make_client(redis_url).app
+    answers = []
+    for asgi in (app, _FastAPIOnly(app)):
+        redis.Redis.from_url(redis_url).flushdb()
+        response = TestClient(asgi).post(path, content=body, headers={"Content-Type": "application/json", **headers})
+        answers.append((response.status_code, response.json(), response.headers["content-type"]))
+    assert answers[0] == answers[1]
