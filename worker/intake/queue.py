@@ -68,9 +68,10 @@ local hints, order, queue = KEYS[n * ITEM_KEYS + 1], KEYS[n * ITEM_KEYS + 2], KE
 local out = {}
 for w = 0, n - 1 do
   local k, a = w * ITEM_KEYS, 4 + m + w * ITEM_ARGS
-  local before = accept(
-    {KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], KEYS[k + 6], KEYS[k + 7]},
-    {ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5]})
+  local keys, args = {}, {}
+  for j = 1, ITEM_KEYS do keys[j] = KEYS[k + j] end
+  for j = 1, ITEM_ARGS - 2 do args[j] = ARGV[a + j] end
+  local before = accept(keys, args)
   local queued = 0
   if queues[before] then
     local id, hint = ARGV[a + 1], ARGV[a + 7]
