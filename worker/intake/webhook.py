@@ -3,7 +3,7 @@
 ``POST /webhooks/twenty2`` (secret as ``Authorization: Bearer``) and ``POST /webhooks/twenty2/<secret>``
 (Twenty2 sends no headers of ours) are served here, ahead of FastAPI (``worker.intake.app`` hands them
 over): its routing, middleware stack, request object and response classes cost each request about 0.06 ms
-of CPU (a bare FastAPI endpoint 0.09 ms, a plain ASGI one 0.02 ms: ``bench/RESULTS.md``), a fifth of what
+of CPU (a bare FastAPI endpoint 0.09 ms, a plain ASGI one 0.02 ms: ``bench/RESULTS.md``), a quarter of what
 the intake spends on a webhook. Every other path and method, and the OpenAPI description of these two,
 stay with FastAPI.
 
