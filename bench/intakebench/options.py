@@ -31,6 +31,7 @@ TARGET_BURST_MAX_S = 5.0
 class LoadOptions:
     seconds: int = 10
     rate: int = 500
+    steady_seconds: int = 0  # 0: as long as ``seconds``
     burst: int = 10_000
     burst_seconds: int = 10
     baseline: str | None = None
