@@ -77,13 +77,17 @@ class Stack:
             process.wait(timeout=30)
 
     def stop(self) -> None:
-        for name in list(self.processes):
-            self.kill(name, signal.SIGTERM)
+        """SIGTERM to every process group at once, then SIGKILL to those still up after 30 s (a worker's warm
+        shutdown waits for the tasks it runs; one stuck in a hung request must not fail the teardown)."""
+        for process in self.processes.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
         for process in self.processes.values():
             try:
-                process.wait(timeout=15)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
         self.processes.clear()
 
 
