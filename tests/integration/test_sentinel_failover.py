@@ -4,6 +4,7 @@ an accepted call confirmed on a replica is still in the ledger, and the per-call
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import time
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from standins.stack.sentinels import SentinelTopology
 from worker.intake.app import create_app
+from worker.intake.queue import IntakeQueue
 from worker.ledger import Ledger, State
 from worker.redis_clients import redis_client, sentinel
 from worker.replicas import ReplicaConfirm
@@ -129,3 +131,27 @@ def test_the_intake_answers_200_only_once_a_replica_has_the_call(topology: Senti
         assert time.monotonic() < deadline, again.text
         time.sleep(0.2)
     assert again.json()["status"] in {"queued", "duplicate"}
+
+
+def test_one_replica_wait_covers_each_batch_of_webhooks(topology: SentinelTopology) -> None:
+    """Webhooks accepted together (one script call) share one WAIT: fewer WAITs than webhooks, every one
+    of them confirmed and recorded."""
+    runtime = Runtime(sentinel_settings(topology))
+    queue = IntakeQueue(runtime)
+    primary = topology.node_client(topology.node_on(topology.primary_port()))
+    ids = [f"call_wait_{n:03d}" for n in range(120)]
+
+    async def storm() -> list[tuple[State | None, bool]]:
+        return await asyncio.gather(*(queue.accept(c, detail={}, phone=None, lead_id=None) for c in ids))
+
+    with primary.monitor() as monitor:
+        answers = asyncio.run(storm())
+        primary.echo("end-of-test")
+        sent: list[str] = []
+        while (command := monitor.next_command())["command"] != "ECHO end-of-test":
+            if command["client_type"] != "lua":
+                sent.append(command["command"].split()[0])
+    assert answers == [(None, True)] * len(ids)
+    scripts, waits = sent.count("EVALSHA") + sent.count("EVAL"), sent.count("WAIT")
+    assert 1 <= waits <= scripts < len(ids) // 4, (scripts, waits)
+    assert all((r := runtime.ledger.get(c)) and r.state is State.QUEUED for c in ids)

@@ -29,6 +29,7 @@ from celery import Celery
 from worker.celery_app import QUEUE
 from worker.ledger import ACCEPT_SCRIPT, State
 from worker.redis_clients import async_redis_client, uses_sentinel
+from worker.replicas import ReplicaConfirm
 from worker.runtime import Runtime
 from worker.salesforce.lead_cache import HINT_TTL, MAX_HINTS
 
@@ -93,6 +94,11 @@ return out
 )
 
 
+class NotReplicated(Exception):
+    """Redis took the webhook, but no replica confirmed it within ``REDIS_WAIT_REPLICAS_MS``
+    (``worker.replicas``): the intake answers 503 so the sender retries."""
+
+
 @dataclass
 class _Webhook:
     keys: list[str]
@@ -103,10 +109,15 @@ class _Webhook:
 class _Lane:
     """One event loop's way to Redis: webhooks wait in ``pending`` while ``MAX_IN_FLIGHT`` script calls are
     out, and go together in the next one (at most ``MAX_BATCH``). A lone webhook goes at once; under load,
-    one round trip and one script call serve many, which is what Redis and this process spend least on."""
+    one round trip and one script call serve many, which is what Redis and this process spend least on.
 
-    def __init__(self, script: Any, shared_keys: list[str], shared_args: list[Any]) -> None:
+    When there are replicas to wait for, one confirmation (``ReplicaConfirm.confirm``, in a thread: WAIT
+    blocks) follows each script call and covers every webhook in it: it starts after the script returned,
+    and a replica that has its mark has every write before it."""
+
+    def __init__(self, script: Any, replicas: ReplicaConfirm, shared_keys: list[str], shared_args: list[Any]) -> None:
         self.script = script
+        self.replicas = replicas
         self.shared_keys, self.shared_args = shared_keys, shared_args
         self.pending: list[_Webhook] = []
         self.in_flight = 0
@@ -133,6 +144,8 @@ class _Lane:
         args = [len(batch), *self.shared_args, *(arg for webhook in batch for arg in webhook.args)]
         try:
             out = await self.script(keys=[*keys, *self.shared_keys], args=args)
+            if self.replicas.must_wait() and not await asyncio.to_thread(self.replicas.confirm):
+                raise NotReplicated
         except Exception as exc:  # each webhook of the batch answers for itself (503)
             for webhook in batch:
                 if not webhook.answer.done():
@@ -198,7 +211,7 @@ class IntakeQueue:
         lane = self._lanes.get(loop)
         if lane is None:
             script = self._client().register_script(_ACCEPT_AND_QUEUE)
-            lane = self._lanes[loop] = _Lane(script, self._shared_keys, self._shared_args)
+            lane = self._lanes[loop] = _Lane(script, self.runtime.replicas, self._shared_keys, self._shared_args)
         return lane
 
     def _client(self) -> aioredis.Redis:
@@ -220,9 +233,11 @@ class IntakeQueue:
     async def accept(
         self, call_id: str, *, detail: dict[str, Any], phone: str | None, lead_id: str | None
     ) -> tuple[State | None, bool]:
-        """(the call's ledger state before this webhook, whether a sync was queued). Raises when Redis cannot
-        take the script call this webhook went in (then Redis wrote none of it, or, if the script failed
-        midway, the earlier webhooks of its batch: their senders retry and find them queued)."""
+        """(the call's ledger state before this webhook, whether a sync was queued), once Redis has it and,
+        when there are replicas to wait for, a replica too. Raises ``NotReplicated`` when none confirmed in
+        time, and Redis's error when it could not take the script call this webhook went in (then Redis
+        wrote none of it, or, if the script failed midway, the earlier webhooks of its batch: their senders
+        retry and find them queued)."""
         runtime = self.runtime
         keys, args = runtime.ledger.accept_call(call_id, source="webhook", detail=detail)
         args += [self._messages(call_id), runtime.lead_cache.sealed_hint(phone=phone, lead_id=lead_id)]

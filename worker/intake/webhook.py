@@ -29,7 +29,7 @@ from starlette.datastructures import Headers
 
 from worker.intake.auth import MESSAGES, UNAUTHORIZED, IntakeAuth
 from worker.intake.flood import FloodGuard, parse_networks
-from worker.intake.queue import IntakeQueue
+from worker.intake.queue import IntakeQueue, NotReplicated
 from worker.logs import register_secrets
 from worker.runtime import Runtime
 from worker.settings import Settings
@@ -207,21 +207,18 @@ class WebhookIntake:
         if event.event is not None and event.event not in HANDLED_EVENTS:
             log.info("intake.ignored", call_id=call_id, webhook_event=event.event)
             return accepted("ignored", call_id)
-        runtime = self._current()
-        phone, lead_id = event.lead_hint(runtime.settings.crm_sync_lead_id_param)
+        phone, lead_id = event.lead_hint(self._current().settings.crm_sync_lead_id_param)
         try:
             # One script call with the webhooks arriving meanwhile (worker.intake.queue): ledger record, Lead
-            # hint and task message, all or nothing.
+            # hint and task message, all or nothing; then, when there are replicas, one WAIT for all of them.
             _, enqueued = await self.queue().accept(
                 call_id,
                 detail={"webhook_event": event.event, "event_id": event.event_id},
                 phone=phone,
                 lead_id=lead_id,
             )
-            replicas = runtime.replicas
-            # WAIT blocks: in a thread, and only when there are replicas to wait for (worker.replicas).
-            if replicas.must_wait() and not await run_in_threadpool(replicas.confirm):
-                return NOT_REPLICATED
+        except NotReplicated:
+            return NOT_REPLICATED
         except Exception as exc:
             log.error("intake.enqueue_failed", call_id=call_id, error=type(exc).__name__)
             return QUEUE_UNAVAILABLE
