@@ -21,13 +21,23 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from worker.intake.auth import IntakeAuth
-from worker.intake.webhook import MAX_BODY_BYTES, PATH, Receive, Scope, Send, WebhookIntake, webhook_token
+from worker.intake.webhook import (
+    MAX_BODY_BYTES,
+    PATH,
+    Answer,
+    Receive,
+    Scope,
+    Send,
+    WebhookIntake,
+    error,
+    webhook_token,
+)
 from worker.logs import configure_logging
 from worker.runtime import Runtime, get_runtime
 from worker.settings import Settings
@@ -82,11 +92,14 @@ class Health(BaseModel):
     status: Literal["ok", "ready"]
 
 
-def _error(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any
-) -> JSONResponse:
-    body = {"success": False, "error": {"code": code, "message": message, **extra}}
-    return JSONResponse(body, status_code=status, headers=headers)
+def _response(answer: Answer) -> Response:
+    """One of ``worker.intake.webhook``'s answers as a FastAPI response: the same status, body and headers."""
+    headers = {k.decode(): v.decode("latin-1") for k, v in answer.headers}
+    return Response(answer.body, status_code=answer.status, headers=headers, media_type="application/json")
+
+
+def _error(status: int, code: str, message: str, headers: Mapping[str, str] | None = None, **extra: Any) -> Response:
+    return _response(error(status, code, message, headers, **extra))
 
 
 def _doc(description: str, model: type[BaseModel] = ErrorAnswer, **more: Any) -> dict[str, Any]:
@@ -165,9 +178,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         return {"status": "ready"}
 
     async def served(request: Request, token: str | None) -> Response:
-        answer = await intake.answer(request.scope, request.receive, token)
-        headers = {k.decode(): v.decode("latin-1") for k, v in answer.headers}
-        return Response(answer.body, status_code=answer.status, headers=headers, media_type="application/json")
+        return _response(await intake.answer(request.scope, request.receive, token))
 
     body_doc = _webhook_body_doc(intake.guards().auth if runtime else None)
 
@@ -197,15 +208,15 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
 def _install_error_handlers(app: FastAPI) -> None:
     """Framework errors (unknown path, wrong method, ...) answered in our error shape too."""
 
-    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+    async def http_error(_: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         code = FRAMEWORK_ERROR_CODES.get(exc.status_code, "HTTP_ERROR")
         return _error(exc.status_code, code, str(exc.detail)[:200], headers=exc.headers)
 
-    async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
+    async def invalid_request(_: Request, exc: Exception) -> Response:
         return _error(422, "INVALID_REQUEST", "request parameters are invalid")
 
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(_: Request, exc: Exception) -> Response:
         log.error("intake.unexpected_error", error=type(exc).__name__)
         return _error(500, "INTERNAL_ERROR", "unexpected error")
 
