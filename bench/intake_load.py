@@ -85,7 +85,8 @@ def queued_call_ids(client: redis.Redis) -> set[str]:
 
 def lost(ledger: Ledger, accepted: list[str], *, in_broker: set[str]) -> dict[str, int]:
     """Call ids answered 200 that the ledger does not have (``missing``), or that it shows neither synced nor
-    skipped while no task for them waits in the broker (``not_done``: nothing would ever sync them)."""
+    skipped while no task for them waits in the broker (``not_done``: nothing would ever sync them); those
+    whose task waits are counted apart (``waiting``)."""
     ids = sorted(set(accepted))
     found: dict[str, State] = {}
     for start in range(0, len(ids), 1000):
@@ -93,13 +94,14 @@ def lost(ledger: Ledger, accepted: list[str], *, in_broker: set[str]) -> dict[st
             found[record.call_id] = record.state
     missing = len(ids) - len(found)
     open_ids = [c for c, state in found.items() if state not in DONE_STATES]
-    not_done = sum(1 for c in open_ids if c not in in_broker)
+    waiting = sum(1 for c in open_ids if c in in_broker)
+    not_done = len(open_ids) - waiting
     return {
         "accepted_calls": len(ids),
         "missing": missing,
         "not_done": not_done,
         "lost": missing + not_done,
-        "ids_not_done": open_ids,  # neither synced nor skipped (popped by the caller)
+        "waiting": waiting,  # not synced yet, its task in the broker
     }
 
 
@@ -186,7 +188,6 @@ def run_tree(label: str, service: Service, mix: Mix, options: LoadOptions, work:
     in_broker = set() if drained else queued_call_ids(ledger.r)
     for name in ("intake", "steady", "burst"):
         figures[name]["lost"] = lost(ledger, figures[name].pop("accepted"), in_broker=in_broker)
-        figures[name]["lost"]["waiting"] = len(in_broker & set(figures[name]["lost"].pop("ids_not_done")))
     intake_rate = figures["intake"]["requests_per_second"]
     for name, share in (("bare", "share_of_bare"), ("bare-fastapi", "share_of_bare_fastapi")):
         figures[name].pop("accepted")
