@@ -230,6 +230,11 @@ class Ledger:
         """The sorted set of ``state``'s call ids by last update time."""
         return self._state(state)
 
+    @property
+    def state_keys(self) -> list[str]:
+        """Every state's sorted set, in ``State``'s order (the accept script's KEYS[3] to KEYS[7])."""
+        return [self._state(state) for state in State]
+
     def metrics_key(self, name: str) -> str:
         """``syncs``, ``latency``, ``latency-recent`` or ``retryable`` (see the module docstring)."""
         return f"{self.prefix}:metrics:{name}"
@@ -242,7 +247,7 @@ class Ledger:
         its own one-round-trip script: ``worker.intake.queue``)."""
         now = time.time()
         event = json.dumps({"at": now, "event": "accepted", "source": source, **(detail or {})})
-        keys = [self._call(call_id), self._history(call_id), *(self._state(s) for s in State)]
+        keys = [self._call(call_id), self._history(call_id), *self.state_keys]
         return keys, [call_id, now, event, "1" if force else "0", source]
 
     def accept(

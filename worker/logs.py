@@ -6,10 +6,11 @@ configured secret value found anywhere in a rendered line is replaced by ``[reda
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any
 
 import structlog
@@ -34,14 +35,27 @@ def _scrub_value(value: Any) -> Any:
     return value
 
 
+def _redacted(_: Any) -> str:
+    return "[redacted]"
+
+
+def _masked(value: Any) -> Any:
+    return mask(value) if isinstance(value, str) else value
+
+
+@functools.lru_cache(maxsize=4096)
+def _field_rule(key: str) -> Callable[[Any], Any]:
+    """What a field of this name gets (by name; a line's field names come from a small, fixed set)."""
+    if _SENSITIVE_KEYS.search(key):
+        return _redacted
+    if _PHONE_KEYS.search(key):
+        return _masked
+    return _scrub_value
+
+
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for key in list(event):
-        if _SENSITIVE_KEYS.search(key):
-            event[key] = "[redacted]"
-        elif _PHONE_KEYS.search(key) and isinstance(event[key], str):
-            event[key] = mask(event[key])
-        else:
-            event[key] = _scrub_value(event[key])
+    for key, value in list(event.items()):
+        event[key] = _field_rule(key)(value)
     return event
 
 

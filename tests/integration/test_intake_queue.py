@@ -47,6 +47,22 @@ def test_task_message_is_what_send_task_pushes(redis_url: str) -> None:
     assert ours["properties"]["delivery_tag"] != ours["headers"]["id"]
 
 
+def test_task_message_carries_any_call_id_intact(redis_url: str) -> None:
+    # The message is a template filled per call: a call id with JSON's and Python's special characters
+    # must come out as Celery would write it, not break the JSON around it.
+    call_id = 'call_"quoted"\\back\'slash{braces}\u00e9'
+    messages = TaskMessages(runtime_for(redis_url).celery)
+    first, second = json.loads(messages(call_id)), json.loads(messages(call_id))
+    assert json.loads(base64.b64decode(first["body"])) == [
+        [call_id],
+        {},
+        {"callbacks": None, "errbacks": None, "chain": None, "chord": None},
+    ]
+    assert first["headers"]["argsrepr"] == repr([call_id])
+    assert first["headers"]["id"] != second["headers"]["id"]
+    assert first["properties"]["delivery_tag"] != second["properties"]["delivery_tag"]
+
+
 def test_accept_records_hints_and_queues_in_one_script_call(redis_url: str) -> None:
     runtime = runtime_for(redis_url)
     queue = IntakeQueue(runtime)

@@ -45,14 +45,15 @@ POOL_SIZE = 16
 #: Webhooks per script call at most, and script calls in flight per event loop at once (see ``_Lane``).
 MAX_BATCH = 64
 MAX_IN_FLIGHT = 2
-#: Keys and arguments of one webhook in the batch script.
-ITEM_KEYS, ITEM_ARGS = 7, 7
+#: Keys and arguments of one webhook in the batch script (its call and history keys; the 5 state sets are
+#: the same for every webhook and go once, with the shared keys).
+ITEM_KEYS, ITEM_ARGS = 2, 7
 
 # A batch of webhooks, each as it would be alone, in arrival order (a duplicate of an earlier one in the
 # same batch sees it queued). Per webhook: accept the call in the ledger, and when the state it had calls
 # for a sync, write the Lead hint and push the task message.
-# KEYS: per webhook the accept script's 7 (call, history, 5 state sets); then hints hash, hint order list,
-#       queue list.
+# KEYS: per webhook the accept script's first 2 (call, history); then its 5 state sets, hints hash, hint
+#       order list, queue list.
 # ARGV: webhooks n, hint cap, hint ttl, m, the m states before which a sync is queued ('' = never seen);
 #       then per webhook the accept script's 5 (id, now, event json, force, source), task message json,
 #       sealed hint ('' = none).
@@ -65,12 +66,15 @@ end
 local n, m = tonumber(ARGV[1]), tonumber(ARGV[4])
 local queues = {}
 for i = 5, 4 + m do queues[ARGV[i]] = true end
-local hints, order, queue = KEYS[n * ITEM_KEYS + 1], KEYS[n * ITEM_KEYS + 2], KEYS[n * ITEM_KEYS + 3]
+local shared = n * ITEM_KEYS
+local hints, order, queue = KEYS[shared + 6], KEYS[shared + 7], KEYS[shared + 8]
+local keys = {}
+for j = 1, 5 do keys[2 + j] = KEYS[shared + j] end
 local out = {}
 for w = 0, n - 1 do
   local k, a = w * ITEM_KEYS, 4 + m + w * ITEM_ARGS
-  local keys, args = {}, {}
-  for j = 1, ITEM_KEYS do keys[j] = KEYS[k + j] end
+  local args = {}
+  keys[1], keys[2] = KEYS[k + 1], KEYS[k + 2]
   for j = 1, ITEM_ARGS - 2 do args[j] = ARGV[a + j] end
   local before = accept(keys, args)
   local queued = 0
@@ -157,6 +161,10 @@ class _Lane:
                 webhook.answer.set_result(((State(text) if text else None), bool(queued)))
 
 
+#: The parts of a task message that differ from one message to the next.
+_VARYING = ("body", "task_id", "argsrepr", "delivery_tag")
+
+
 class TaskMessages:
     """``sync_call(call_id)`` messages as kombu's Redis transport stores them on ``queue`` (see the module
     docstring). Celery's ``as_task_v2`` builds the first; the others copy it with their own ids and argument,
@@ -164,30 +172,47 @@ class TaskMessages:
 
     def __init__(self, celery: Celery, *, queue: str = QUEUE) -> None:
         message = celery.amqp.as_task_v2("", TASK_NAME, args=[""], kwargs={}, ignore_result=None)
-        self._headers = dict(message.headers)
-        self._embed = message.body[2]  # callbacks, errbacks, chain, chord: all None for a plain send
-        self._properties = {
-            **message.properties,
-            "reply_to": celery.thread_oid,
-            "delivery_mode": 2,
-            "delivery_info": {"exchange": "", "routing_key": queue},
-            "priority": 0,
-            "body_encoding": "base64",
-        }
+        self._embed = json.dumps(message.body[2])  # callbacks, errbacks, chain, chord: all None for a plain send
+        marks = {name: f"@@{name}@@" for name in _VARYING}  # stand-ins for the varying parts, split out below
+        envelope = json.dumps(
+            {
+                "body": marks["body"],
+                "content-encoding": "utf-8",
+                "content-type": "application/json",
+                "headers": {
+                    **message.headers,
+                    "id": marks["task_id"],
+                    "root_id": marks["task_id"],
+                    "argsrepr": marks["argsrepr"],
+                },
+                "properties": {
+                    **message.properties,
+                    "correlation_id": marks["task_id"],
+                    "reply_to": celery.thread_oid,
+                    "delivery_mode": 2,
+                    "delivery_info": {"exchange": "", "routing_key": queue},
+                    "priority": 0,
+                    "body_encoding": "base64",
+                    "delivery_tag": marks["delivery_tag"],
+                },
+            }
+        )
+        # The envelope as a format string with a field per varying part (json.dumps of a whole message per
+        # call cost more than the rest of this method).
+        template = envelope.replace("{", "{{").replace("}", "}}")
+        for name, mark in marks.items():
+            template = template.replace(mark, f"{{{name}}}")
+        self._template = template
 
     def __call__(self, call_id: str) -> str:
         task_id = str(uuid.uuid4())
-        body = json.dumps([[call_id], {}, self._embed]).encode()
-        headers = {**self._headers, "id": task_id, "root_id": task_id, "argsrepr": repr([call_id])}
-        properties = {**self._properties, "correlation_id": task_id, "delivery_tag": str(uuid.uuid4())}
-        return json.dumps(
-            {
-                "body": base64.b64encode(body).decode(),
-                "content-encoding": "utf-8",
-                "content-type": "application/json",
-                "headers": headers,
-                "properties": properties,
-            }
+        quoted = json.dumps(call_id)
+        body = f"[[{quoted}], {{}}, {self._embed}]".encode()  # as json.dumps([[call_id], {}, embed]) writes it
+        return self._template.format(
+            body=base64.b64encode(body).decode(),
+            task_id=task_id,
+            argsrepr=json.dumps(repr([call_id]))[1:-1],
+            delivery_tag=str(uuid.uuid4()),
         )
 
 
@@ -203,7 +228,7 @@ class IntakeQueue:
         self._lanes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Lane] = weakref.WeakKeyDictionary()
         self._messages = TaskMessages(runtime.celery)
         queue_from = ["" if state is None else state.value for state, yes in ENQUEUE_FROM.items() if yes]
-        self._shared_keys = [*runtime.lead_cache.hint_keys, QUEUE]
+        self._shared_keys = [*runtime.ledger.state_keys, *runtime.lead_cache.hint_keys, QUEUE]
         self._shared_args: list[Any] = [MAX_HINTS, HINT_TTL, len(queue_from), *queue_from]
 
     def _lane(self) -> _Lane:
@@ -241,7 +266,6 @@ class IntakeQueue:
         runtime = self.runtime
         keys, args = runtime.ledger.accept_call(call_id, source="webhook", detail=detail)
         args += [self._messages(call_id), runtime.lead_cache.sealed_hint(phone=phone, lead_id=lead_id)]
-        assert len(keys) == ITEM_KEYS and len(args) == ITEM_ARGS, "the batch script's layout changed"
         answer: asyncio.Future[tuple[State | None, bool]] = asyncio.get_running_loop().create_future()
-        self._lane().add(_Webhook(keys, args, answer))
+        self._lane().add(_Webhook(keys[:ITEM_KEYS], args, answer))  # the state sets go once per batch
         return await answer
