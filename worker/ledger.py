@@ -19,6 +19,7 @@ a hold or a replay). Resolved records (synced, skipped) expire after the retenti
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -230,10 +231,10 @@ class Ledger:
         """The sorted set of ``state``'s call ids by last update time."""
         return self._state(state)
 
-    @property
-    def state_keys(self) -> list[str]:
+    @functools.cached_property  # read for every accepted call; the prefix never changes
+    def state_keys(self) -> tuple[str, ...]:
         """Every state's sorted set, in ``State``'s order (the accept script's KEYS[3] to KEYS[7])."""
-        return [self._state(state) for state in State]
+        return tuple(self._state(state) for state in State)
 
     def metrics_key(self, name: str) -> str:
         """``syncs``, ``latency``, ``latency-recent`` or ``retryable`` (see the module docstring)."""
