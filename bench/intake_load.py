@@ -29,8 +29,8 @@ Per tree (this checkout, and ``--baseline REF`` checked out into ``var/`` when g
 - **(c) steady**: ``--rate`` webhooks/s for ``--steady-seconds`` (default ``--seconds``; constant rate,
   wrk2-style schedule in the Lua script): achieved rate, p99, max, and *lost* = answered 200 but missing
   from the ledger, or not synced (or skipped) once the worker drained the backlog (``--no-drain``, or a
-  drain cut off by ``--drain-timeout``: neither resolved nor with its task waiting in the broker; those
-  still waiting are counted beside).
+  drain cut off by ``--drain-timeout``: neither resolved, nor with its task waiting in the broker, nor due
+  again in the ledger; those still waiting are counted beside).
 - **(d) burst**: ``--burst`` webhooks in ``--burst-seconds``: the slowest answer, and lost.
 
 Targets: (b) >= 50% of (a)'s requests/s (its share of (a') is printed too); (c) p99 < 100 ms and 0 lost;
@@ -56,7 +56,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # run as a plain script from a checkout
     sys.path.insert(0, str(REPO_ROOT))
 
-import redis  # noqa: E402
 from intakebench.load import Mix, ensure_wrk, wrk  # noqa: E402
 from intakebench.options import (  # noqa: E402
     DONE_STATES,
@@ -75,18 +74,22 @@ from worker.ledger import Ledger, State  # noqa: E402
 # --- the phases ---------------------------------------------------------------------------------------------
 
 
-def queued_call_ids(client: redis.Redis) -> set[str]:
-    """Call ids whose sync task is in the broker: waiting in the queue, or held (unacked) by a worker."""
+def waiting_call_ids(ledger: Ledger) -> set[str]:
+    """Call ids something will still sync: their task is in the broker (waiting in the queue, or held
+    unacked by a worker), or the ledger has them due again (a retry or a hold, which beat's sweep
+    re-queues at its due time)."""
+    client = ledger.r
     raw = [json.loads(m) for m in client.lrange(QUEUE, 0, -1)]  # type: ignore[union-attr]
     raw += [json.loads(v)[0] for v in client.hvals("unacked")]  # type: ignore[union-attr]
     sync_calls = [m for m in raw if m["headers"].get("task") == "crm_sync.sync_call"]  # beat's share the queue
-    return {json.loads(base64.b64decode(m["body"]))[0][0] for m in sync_calls}
+    due = {m.decode() if isinstance(m, bytes) else m for m in client.zrange(ledger.due_key, 0, -1)}  # type: ignore[union-attr]
+    return {json.loads(base64.b64decode(m["body"]))[0][0] for m in sync_calls} | due
 
 
-def lost(ledger: Ledger, accepted: list[str], *, in_broker: set[str]) -> dict[str, int]:
+def lost(ledger: Ledger, accepted: list[str], *, waiting_ids: set[str]) -> dict[str, int]:
     """Call ids answered 200 that the ledger does not have (``missing``), or that it shows neither synced nor
-    skipped while no task for them waits in the broker (``not_done``: nothing would ever sync them); those
-    whose task waits are counted apart (``waiting``)."""
+    skipped while nothing will sync them (``not_done``: no task in the broker, not due again); those still
+    waiting for a sync are counted apart (``waiting``)."""
     ids = sorted(set(accepted))
     found: dict[str, State] = {}
     for start in range(0, len(ids), 1000):
@@ -94,14 +97,14 @@ def lost(ledger: Ledger, accepted: list[str], *, in_broker: set[str]) -> dict[st
             found[record.call_id] = record.state
     missing = len(ids) - len(found)
     open_ids = [c for c, state in found.items() if state not in DONE_STATES]
-    waiting = sum(1 for c in open_ids if c in in_broker)
+    waiting = sum(1 for c in open_ids if c in waiting_ids)
     not_done = len(open_ids) - waiting
     return {
         "accepted_calls": len(ids),
         "missing": missing,
         "not_done": not_done,
         "lost": missing + not_done,
-        "waiting": waiting,  # not synced yet, its task in the broker
+        "waiting": waiting,  # not synced yet: its task in the broker, or due again
     }
 
 
@@ -130,17 +133,29 @@ def run_tree(label: str, service: Service, mix: Mix, options: LoadOptions, work:
     cpu: dict[str, dict[str, Any]] = {name: {} for name in ("bare", "bare-fastapi", "intake", "steady", "burst")}
     with cpu_of(service, cpu["bare"]):
         figures["bare"] = wrk(
-            f"{service.bare}", throughput_file, connections=THROUGHPUT_CONNECTIONS, duration=options.seconds
+            f"{service.bare}",
+            throughput_file,
+            connections=THROUGHPUT_CONNECTIONS,
+            duration=options.seconds,
+            limit=options.throughput_limit,
         )
     say(f"[{label}] (a') bare FastAPI endpoint, {options.seconds} s")
     with cpu_of(service, cpu["bare-fastapi"]):
         figures["bare-fastapi"] = wrk(
-            f"{service.bare_fastapi}", throughput_file, connections=THROUGHPUT_CONNECTIONS, duration=options.seconds
+            f"{service.bare_fastapi}",
+            throughput_file,
+            connections=THROUGHPUT_CONNECTIONS,
+            duration=options.seconds,
+            limit=options.throughput_limit,
         )
     say(f"[{label}] (b) intake, {options.seconds} s")
     with cpu_of(service, cpu["intake"]):
         figures["intake"] = wrk(
-            f"{service.intake}", throughput_file, connections=THROUGHPUT_CONNECTIONS, duration=options.seconds
+            f"{service.intake}",
+            throughput_file,
+            connections=THROUGHPUT_CONNECTIONS,
+            duration=options.seconds,
+            limit=options.throughput_limit,
         )
     steady_n = options.rate * rate_seconds
     say(f"[{label}] (c) steady {options.rate}/s for {rate_seconds} s")
@@ -184,10 +199,11 @@ def run_tree(label: str, service: Service, mix: Mix, options: LoadOptions, work:
         say(f"[{label}] waiting for the worker to drain {len(set(all_accepted))} accepted calls")
         figures["drain_seconds"] = round(wait_drained(ledger, all_accepted, options.drain_timeout), 1)
         drained = figures["drain_seconds"] < options.drain_timeout
-    # Not drained (or not asked to): a call whose task still waits in the broker is not lost, only not synced yet.
-    in_broker = set() if drained else queued_call_ids(ledger.r)
+    # Not drained (or not asked to): a call whose task still waits in the broker, or that is due again, is not
+    # lost, only not synced yet.
+    waiting_ids = set() if drained else waiting_call_ids(ledger)
     for name in ("intake", "steady", "burst"):
-        figures[name]["lost"] = lost(ledger, figures[name].pop("accepted"), in_broker=in_broker)
+        figures[name]["lost"] = lost(ledger, figures[name].pop("accepted"), waiting_ids=waiting_ids)
     intake_rate = figures["intake"]["requests_per_second"]
     for name, share in (("bare", "share_of_bare"), ("bare-fastapi", "share_of_bare_fastapi")):
         figures[name].pop("accepted")

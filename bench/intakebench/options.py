@@ -39,6 +39,9 @@ class LoadOptions:
     drain_timeout: float = 900.0
     drain: bool = True
     busy_worker: bool = False
+    #: Requests in each of (a), (a') and (b) at most (0: as many as ``seconds`` allows). A small run's cap:
+    #: uncapped, its drain grows with the machine's speed (every webhook (b) accepts is synced afterwards).
+    throughput_limit: int = 0
     steady_connections: int = 100
     burst_connections: int = 500
     work_dir: Path | None = None

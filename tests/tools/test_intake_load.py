@@ -7,10 +7,12 @@ itself reports them against its targets.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
@@ -24,6 +26,7 @@ FIGURES = ("requests", "requests_per_second", "p50_ms", "p99_ms", "max_ms")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     options = LoadOptions(
         seconds=2,
+        throughput_limit=300,
         rate=40,
         burst=60,
         burst_seconds=1,
@@ -57,3 +60,27 @@ def test_tiny_load_prints_every_figure_and_loses_nothing(tiny_run: dict[str, Any
     labels = ("(a) bare endpoint", "(a') bare FastAPI endpoint", "(b) intake", "(c) steady", "(d) burst")
     for label in (*labels, "intake / bare requests/s", "intake / bare FastAPI requests/s"):
         assert label in printed
+
+
+def test_call_due_again_is_waiting_not_lost(tmp_path: Path) -> None:
+    """A call the worker put on a retry (due in the ledger, no task in the broker) is waiting, not lost; a
+    queued call with neither is lost; a synced one is neither."""
+    from intake_load import lost, waiting_call_ids
+
+    from standins.stack.redis_server import RedisServer
+    from worker.errors import SalesforceUnavailable
+    from worker.ledger import Ledger
+
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        ledger = Ledger(redis.Redis.from_url(server.url))
+        for call_id in ("call_due", "call_forgotten", "call_synced"):
+            ledger.accept(call_id, source="webhook")
+        ledger.retry_later("call_due", error=SalesforceUnavailable("down"), due_at=time.time() + 60)
+        ledger.synced("call_synced", salesforce_ids={}, summary="ok")
+        waiting = waiting_call_ids(ledger)
+        found = lost(ledger, ["call_due", "call_forgotten", "call_synced", "call_unknown"], waiting_ids=waiting)
+    finally:
+        server.stop()
+    assert waiting == {"call_due"}
+    assert found == {"accepted_calls": 4, "missing": 1, "not_done": 1, "lost": 2, "waiting": 1}
