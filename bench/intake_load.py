@@ -129,34 +129,22 @@ def run_tree(label: str, service: Service, mix: Mix, options: LoadOptions, work:
     # Enough requests that (b) never wraps at up to 8,000 requests/s (wrapped valid ones would be duplicates).
     throughput_file = mix.write(work / f"{label}-throughput.tsv", max(200, 8000 * options.seconds))
     figures: dict[str, Any] = {}
-    say(f"[{label}] (a) bare endpoint, {options.seconds} s")
     cpu: dict[str, dict[str, Any]] = {name: {} for name in ("bare", "bare-fastapi", "intake", "steady", "burst")}
-    with cpu_of(service, cpu["bare"]):
-        figures["bare"] = wrk(
-            f"{service.bare}",
-            throughput_file,
-            connections=THROUGHPUT_CONNECTIONS,
-            duration=options.seconds,
-            limit=options.throughput_limit,
-        )
-    say(f"[{label}] (a') bare FastAPI endpoint, {options.seconds} s")
-    with cpu_of(service, cpu["bare-fastapi"]):
-        figures["bare-fastapi"] = wrk(
-            f"{service.bare_fastapi}",
-            throughput_file,
-            connections=THROUGHPUT_CONNECTIONS,
-            duration=options.seconds,
-            limit=options.throughput_limit,
-        )
-    say(f"[{label}] (b) intake, {options.seconds} s")
-    with cpu_of(service, cpu["intake"]):
-        figures["intake"] = wrk(
-            f"{service.intake}",
-            throughput_file,
-            connections=THROUGHPUT_CONNECTIONS,
-            duration=options.seconds,
-            limit=options.throughput_limit,
-        )
+    # (a), (a') and (b): the same requests, as fast as the connections go.
+    for name, title, url in (
+        ("bare", "(a) bare endpoint", service.bare),
+        ("bare-fastapi", "(a') bare FastAPI endpoint", service.bare_fastapi),
+        ("intake", "(b) intake", service.intake),
+    ):
+        say(f"[{label}] {title}, {options.seconds} s")
+        with cpu_of(service, cpu[name]):
+            figures[name] = wrk(
+                url,
+                throughput_file,
+                connections=THROUGHPUT_CONNECTIONS,
+                duration=options.seconds,
+                limit=options.throughput_limit,
+            )
     steady_n = options.rate * rate_seconds
     say(f"[{label}] (c) steady {options.rate}/s for {rate_seconds} s")
     steady_file = mix.write(work / f"{label}-steady.tsv", steady_n)

@@ -16,7 +16,11 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from intake_load import LoadOptions, run, table
+from intake_load import LoadOptions, lost, run, table, waiting_call_ids
+
+from standins.stack.redis_server import RedisServer
+from worker.errors import SalesforceUnavailable
+from worker.ledger import Ledger
 
 RUNS = ("bare", "bare-fastapi", "intake", "steady", "burst")
 FIGURES = ("requests", "requests_per_second", "p50_ms", "p99_ms", "max_ms")
@@ -65,12 +69,6 @@ def test_tiny_load_prints_every_figure_and_loses_nothing(tiny_run: dict[str, Any
 def test_call_due_again_is_waiting_not_lost(tmp_path: Path) -> None:
     """A call the worker put on a retry (due in the ledger, no task in the broker) is waiting, not lost; a
     queued call with neither is lost; a synced one is neither."""
-    from intake_load import lost, waiting_call_ids
-
-    from standins.stack.redis_server import RedisServer
-    from worker.errors import SalesforceUnavailable
-    from worker.ledger import Ledger
-
     server = RedisServer(tmp_path / "redis").start()
     try:
         ledger = Ledger(redis.Redis.from_url(server.url))
