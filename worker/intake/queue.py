@@ -45,15 +45,17 @@ POOL_SIZE = 16
 #: Webhooks per script call at most, and script calls in flight per event loop at once (see ``_Lane``).
 MAX_BATCH = 64
 MAX_IN_FLIGHT = 2
-#: Keys and arguments of one webhook in the batch script (its call and history keys; the 5 state sets are
+#: Keys and arguments of one webhook in the batch script (its call and history keys; the state sets are
 #: the same for every webhook and go once, with the shared keys).
 ITEM_KEYS, ITEM_ARGS = 2, 7
+#: The accept script's state sets (``Ledger.state_keys``: one per state), after its ITEM_KEYS.
+STATE_SETS = len(State)
 
 # A batch of webhooks, each as it would be alone, in arrival order (a duplicate of an earlier one in the
 # same batch sees it queued). Per webhook: accept the call in the ledger, and when the state it had calls
 # for a sync, write the Lead hint and push the task message.
-# KEYS: per webhook the accept script's first 2 (call, history); then its 5 state sets, hints hash, hint
-#       order list, queue list.
+# KEYS: per webhook the accept script's first 2 (call, history); then its STATE_SETS state sets, hints
+#       hash, hint order list, queue list.
 # ARGV: webhooks n, hint cap, hint ttl, m, the m states before which a sync is queued ('' = never seen);
 #       then per webhook the accept script's 5 (id, now, event json, force, source), task message json,
 #       sealed hint ('' = none).
@@ -67,9 +69,10 @@ local n, m = tonumber(ARGV[1]), tonumber(ARGV[4])
 local queues = {}
 for i = 5, 4 + m do queues[ARGV[i]] = true end
 local shared = n * ITEM_KEYS
-local hints, order, queue = KEYS[shared + 6], KEYS[shared + 7], KEYS[shared + 8]
+local after = shared + STATE_SETS
+local hints, order, queue = KEYS[after + 1], KEYS[after + 2], KEYS[after + 3]
 local keys = {}
-for j = 1, 5 do keys[2 + j] = KEYS[shared + j] end
+for j = 1, STATE_SETS do keys[ITEM_KEYS + j] = KEYS[shared + j] end
 local out = {}
 for w = 0, n - 1 do
   local k, a = w * ITEM_KEYS, 4 + m + w * ITEM_ARGS
@@ -94,7 +97,9 @@ for w = 0, n - 1 do
   out[#out + 1] = queued
 end
 return out
-""".replace("ITEM_KEYS", str(ITEM_KEYS)).replace("ITEM_ARGS", str(ITEM_ARGS))
+""".replace("ITEM_KEYS", str(ITEM_KEYS))
+    .replace("ITEM_ARGS", str(ITEM_ARGS))
+    .replace("STATE_SETS", str(STATE_SETS))
 )
 
 
