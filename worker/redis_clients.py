@@ -11,6 +11,7 @@ managed Redis with failover behind one address.
   ``sentinel://`` transport with ``master_name`` for Sentinel).
 - ``limits_storage(settings, key_prefix=...)``: the ``limits`` storage of the shared rate limits (Twenty2's
   budget, the intake's flood guard) on a pool of this module's.
+- ``RetrySafeLock``: the class of every Redis lock of the product (``client.lock(..., lock_class=...)``).
 
 Secrets (Redis and Sentinel passwords) are only ever passed to the clients, never logged or shown.
 """
@@ -29,6 +30,7 @@ from redis.asyncio.sentinel import Sentinel as AsyncSentinel
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.lock import Lock
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
@@ -195,3 +197,18 @@ def wait_for_replica(client: redis.Redis, timeout_ms: int) -> int:
     writes so far (0 when none did within the timeout). Must run on the connection that wrote: see
     ``worker.intake.durable``."""
     return int(client.execute_command("WAIT", 1, timeout_ms))
+
+
+class RetrySafeLock(Lock):
+    """redis-py's lock, whose acquisition survives its own retry. The clients retry a command whose
+    connection was lost (a Redis restart, a failover); when the lost ``SET NX`` had landed, the retry finds
+    the key taken, by this very token, and the plain lock would report it held by someone else (seen in the
+    chaos run: a worker took its own call for busy and dropped it). The token is unique per acquisition, so
+    finding it means the key is ours."""
+
+    def do_acquire(self, token: str | bytes) -> bool:
+        if super().do_acquire(token):  # type: ignore[arg-type]
+            return True
+        held = self.redis.get(self.name)
+        mine = token.encode() if isinstance(token, str) else token
+        return (held.encode() if isinstance(held, str) else held) == mine

@@ -23,6 +23,7 @@ from worker.ledger import State
 from worker.reconcile import status
 from worker.reconcile.decide import Decision, Verdict, call_time, counts, decide, next_watermark, window_start
 from worker.reconcile.listing import list_calls
+from worker.redis_clients import RetrySafeLock
 from worker.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -162,7 +163,7 @@ def pass_lock_seconds(every_seconds: float) -> float:
 def run_once(runtime: Runtime) -> PassReport | None:
     """The beat task's pass, one at a time across processes (a pass still running makes this one a no-op)."""
     seconds = pass_lock_seconds(runtime.settings.crm_sync_reconcile_every_seconds)
-    lock = runtime.redis.lock(status.RUN_LOCK_KEY, timeout=seconds, blocking=False)
+    lock = runtime.redis.lock(status.RUN_LOCK_KEY, timeout=seconds, blocking=False, lock_class=RetrySafeLock)
     if not lock.acquire():
         log.info("reconcile.pass_running_elsewhere")
         return None

@@ -41,6 +41,7 @@ from redis.lock import Lock
 
 from worker.personal import PersonalData
 from worker.phones import e164
+from worker.redis_clients import RetrySafeLock
 
 #: Snapshots live this long (seconds): enough to drain a backlog, short enough to stay close to the org.
 DEFAULT_TTL = 900
@@ -187,6 +188,7 @@ class LeadCache:
             timeout=CREATE_LOCK_SECONDS,
             blocking_timeout=CREATE_LOCK_SECONDS,
             sleep=0.02,
+            lock_class=RetrySafeLock,
         )
 
     @contextmanager
@@ -195,7 +197,11 @@ class LeadCache:
         misses while another read-ahead is in flight waits for it (it likely covers this call too) instead of
         reading a second, smaller batch. After ``READ_AHEAD_WAIT`` seconds it goes ahead without the lock."""
         lock = self.r.lock(
-            f"{self.prefix}:lead-read-ahead", timeout=READ_AHEAD_WAIT, blocking_timeout=READ_AHEAD_WAIT, sleep=0.01
+            f"{self.prefix}:lead-read-ahead",
+            timeout=READ_AHEAD_WAIT,
+            blocking_timeout=READ_AHEAD_WAIT,
+            sleep=0.01,
+            lock_class=RetrySafeLock,
         )
         held = lock.acquire()
         try:

@@ -37,6 +37,7 @@ from worker.errors import (
 )
 from worker.ledger import Ledger
 from worker.plan import SyncPlan, lead_phone
+from worker.redis_clients import RetrySafeLock
 from worker.runtime import Runtime
 from worker.salesforce.budget import daily_requests
 from worker.settings import Settings
@@ -88,7 +89,9 @@ def lock_seconds(settings: Settings) -> float:
 
 def call_lock(runtime: Runtime, call_id: str) -> Lock:
     """The call's lock (not yet taken: take it with ``acquire``; a held call is someone else's)."""
-    return runtime.redis.lock(holders.lock_key(call_id), timeout=lock_seconds(runtime.settings), blocking=False)
+    return runtime.redis.lock(
+        holders.lock_key(call_id), timeout=lock_seconds(runtime.settings), blocking=False, lock_class=RetrySafeLock
+    )
 
 
 def acquire(lock: Lock) -> bool:
