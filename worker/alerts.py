@@ -22,6 +22,7 @@ import redis
 import requests
 import structlog
 
+from worker import once
 from worker.celery_app import app
 from worker.ledger import State
 from worker.runtime import Runtime, get_runtime
@@ -35,12 +36,21 @@ WINDOW_15M = 900
 #: On the first look (no cursor yet), failures this recent are still reported.
 FIRST_LOOK_SECONDS = 300
 
-# Take the window for ``kind`` if it is free; then hand back (and clear) what waited. KEYS: window, pending.
-# ARGV: now, window seconds. Returns {} when the window is taken, else the waiting lines.
+# Take the window for ``kind`` if it is free; then hand back (and clear) what waited. KEYS: window, pending,
+# taken. ARGV: token of this call, window seconds. Returns false when the window is taken, else the waiting
+# lines. The window holds the token and the lines stay in ``taken`` while it lasts, so a call resent after
+# its answer was lost (worker.once) gets the same lines back instead of "taken", with the lines gone.
 _TAKE = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) == false then return false end
+local held = redis.call('GET', KEYS[1])
+if held == ARGV[1] then return redis.call('LRANGE', KEYS[3], 0, -1) end
+if held then return false end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('DEL', KEYS[3])
 local lines = redis.call('LRANGE', KEYS[2], 0, -1)
-redis.call('DEL', KEYS[2])
+if #lines > 0 then
+  redis.call('RENAME', KEYS[2], KEYS[3])
+  redis.call('EXPIRE', KEYS[3], ARGV[2])
+end
 return lines
 """
 
@@ -77,7 +87,7 @@ class Alerter:
 
     def _send_if_free(self, kind: str, line: str | None) -> bool:
         window, waiting = f"{PREFIX}:window:{kind}", f"{PREFIX}:pending:{kind}"
-        taken = self._take(keys=[window, waiting], args=[time.time(), self.window])
+        taken = self._take(keys=[window, waiting, f"{PREFIX}:taken:{kind}"], args=[once.token(), self.window])
         if taken is None:
             return False
         lines = [v.decode() if isinstance(v, bytes) else str(v) for v in cast(list[Any], taken)]

@@ -30,6 +30,7 @@ from typing import Any, cast
 import redis
 
 from worker.errors import SyncError
+from worker.once import OnceScript
 from worker.phones import mask
 
 
@@ -210,8 +211,8 @@ class Ledger:
         self.r = client
         self.retention_seconds = retention_days * 86400
         self.prefix = prefix
-        self._accept = self.r.register_script(_ACCEPT)
-        self._move_script = self.r.register_script(_MOVE)
+        self._accept = OnceScript(self.r, _ACCEPT)  # a retried call answers as its first did (worker.once)
+        self._move_script = OnceScript(self.r, _MOVE)
 
     # -- keys ---------------------------------------------------------------------------------------------
     def _call(self, call_id: str) -> str:

@@ -29,6 +29,7 @@ from typing import Any, cast
 import redis
 
 from worker.ledger import Ledger
+from worker.once import OnceScript
 from worker.personal import PersonalData
 from worker.phones import mask
 
@@ -204,10 +205,12 @@ class CallbackStore:
         self.r = client
         self.data = data
         self.ledger = ledger
-        self._schedule = client.register_script(_SCHEDULE)
-        self._move = client.register_script(_MOVE)
-        self._claim = client.register_script(_CLAIM)
-        self._lease = client.register_script(_LEASE)
+        # Each move answers its retry as it answered the first call (worker.once): a claim whose answer was
+        # lost is still this beat's, not "taken" by nobody.
+        self._schedule = OnceScript(client, _SCHEDULE)
+        self._move = OnceScript(client, _MOVE)
+        self._claim = OnceScript(client, _CLAIM)
+        self._lease = OnceScript(client, _LEASE)
         self._refresh = client.register_script(_REFRESH)
 
     # keys -------------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from celery import Celery
 
 from worker.celery_app import QUEUE
 from worker.ledger import ACCEPT_SCRIPT, State
+from worker.once import LUA_HELPERS, token
 from worker.redis_clients import async_redis_client, uses_sentinel
 from worker.replicas import ReplicaConfirm
 from worker.runtime import Runtime
@@ -47,21 +48,23 @@ MAX_BATCH = 64
 MAX_IN_FLIGHT = 2
 #: Keys and arguments of one webhook in the batch script (its call and history keys; the state sets are
 #: the same for every webhook and go once, with the shared keys).
-ITEM_KEYS, ITEM_ARGS = 2, 7
+ITEM_KEYS, ITEM_ARGS = 2, 8
 #: The accept script's state sets (``Ledger.state_keys``: one per state), after its ITEM_KEYS.
 STATE_SETS = len(State)
 
 # A batch of webhooks, each as it would be alone, in arrival order (a duplicate of an earlier one in the
 # same batch sees it queued). Per webhook: accept the call in the ledger, and when the state it had calls
-# for a sync, write the Lead hint and push the task message.
+# for a sync, write the Lead hint and push the task message; once per token (``worker.once``): a batch that
+# redis-py resends after its answer was lost gets its first answers back and pushes nothing again.
 # KEYS: per webhook the accept script's first 2 (call, history); then its STATE_SETS state sets, hints
 #       hash, hint order list, queue list.
 # ARGV: webhooks n, hint cap, hint ttl, m, the m states before which a sync is queued ('' = never seen);
 #       then per webhook the accept script's 5 (id, now, event json, force, source), task message json,
-#       sealed hint ('' = none).
+#       sealed hint ('' = none), token.
 # Returns per webhook: the state before ('' = never seen), 1/0 queued.
 _ACCEPT_AND_QUEUE = (
-    "local function accept(KEYS, ARGV)\n"  # the parameters stand in for the globals the script reads
+    LUA_HELPERS
+    + "local function accept(KEYS, ARGV)\n"  # the parameters stand in for the globals the script reads
     + ACCEPT_SCRIPT
     + """
 end
@@ -78,20 +81,27 @@ for w = 0, n - 1 do
   local k, a = w * ITEM_KEYS, 4 + m + w * ITEM_ARGS
   local args = {}
   keys[1], keys[2] = KEYS[k + 1], KEYS[k + 2]
-  for j = 1, ITEM_ARGS - 2 do args[j] = ARGV[a + j] end
-  local before = accept(keys, args)
+  for j = 1, ITEM_ARGS - 3 do args[j] = ARGV[a + j] end
+  local token = ARGV[a + 8]
+  local replayed, before = once_seen(keys[1], token)
   local queued = 0
-  if queues[before] then
-    local id, hint = ARGV[a + 1], ARGV[a + 7]
-    if hint ~= '' then
-      redis.call('HSET', hints, id, hint)
-      redis.call('RPUSH', order, id)
-      redis.call('LTRIM', order, -tonumber(ARGV[2]), -1)
-      redis.call('EXPIRE', hints, ARGV[3])
-      redis.call('EXPIRE', order, ARGV[3])
+  if replayed then
+    if queues[before] then queued = 1 end
+  else
+    before = accept(keys, args)
+    if queues[before] then
+      local id, hint = ARGV[a + 1], ARGV[a + 7]
+      if hint ~= '' then
+        redis.call('HSET', hints, id, hint)
+        redis.call('RPUSH', order, id)
+        redis.call('LTRIM', order, -tonumber(ARGV[2]), -1)
+        redis.call('EXPIRE', hints, ARGV[3])
+        redis.call('EXPIRE', order, ARGV[3])
+      end
+      redis.call('LPUSH', queue, ARGV[a + 6])
+      queued = 1
     end
-    redis.call('LPUSH', queue, ARGV[a + 6])
-    queued = 1
+    once_keep(keys[1], token, before)
   end
   out[#out + 1] = before
   out[#out + 1] = queued
@@ -270,7 +280,7 @@ class IntakeQueue:
         retry and find them queued)."""
         runtime = self.runtime
         keys, args = runtime.ledger.accept_call(call_id, source="webhook", detail=detail)
-        args += [self._messages(call_id), runtime.lead_cache.sealed_hint(phone=phone, lead_id=lead_id)]
+        args += [self._messages(call_id), runtime.lead_cache.sealed_hint(phone=phone, lead_id=lead_id), token()]
         answer: asyncio.Future[tuple[State | None, bool]] = asyncio.get_running_loop().create_future()
         self._lane().add(_Webhook(keys[:ITEM_KEYS], args, answer))  # the state sets go once per batch
         return await answer

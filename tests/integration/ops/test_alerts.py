@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from support.lost_reply import lost_reply_proxy
 from support.ops_console import Receiver
 
 from worker.alerts import Alerter, check
@@ -39,6 +40,19 @@ def test_a_permanent_failure_sends_one_message(redis_url: str, receiver: Receive
     assert "call_alertperm001 failed (permanent error)" in message["text"]
     assert "FIELD_CUSTOM_VALIDATION_EXCEPTION" in message["text"]
     assert check(rt) == [] and len(receiver.messages) == 1  # looked at once
+
+
+def test_an_alert_whose_window_answer_was_lost_is_still_sent(redis_url: str, receiver: Receiver) -> None:
+    # The take of the window ran, its answer was lost and the client resent it: the resend must get the
+    # lines it took, not "window taken" with the lines gone (worker.once).
+    with lost_reply_proxy(redis_url) as proxy:
+        rt = runtime(proxy.url, receiver)
+        fail(rt, "call_alertlost001", PermanentError("Salesforce INVALID_FIELD: no", code="INVALID_FIELD"))
+        proxy.lose_next_reply(b"crm-sync:alerts:window:call_failed")
+        assert check(rt) == ["call_failed"]
+        assert proxy.lost == 1
+    [message] = receiver.texts
+    assert "call_alertlost001 failed (permanent error)" in message
 
 
 def test_a_burst_of_failures_is_one_message_then_the_rest_after_the_window(redis_url: str, receiver: Receiver) -> None:
