@@ -12,6 +12,7 @@ managed Redis with failover behind one address.
 - ``limits_storage(settings, key_prefix=...)``: the ``limits`` storage of the shared rate limits (Twenty2's
   budget, the intake's flood guard) on a pool of this module's.
 - ``RetrySafeLock``: the class of every Redis lock of the product (``client.lock(..., lock_class=...)``).
+- ``NoReplicasError``: how every Redis client in the process reads ``NOREPLICAS`` (a lost connection).
 
 Secrets (Redis and Sentinel passwords) are only ever passed to the clients, never logged or shown.
 """
@@ -37,7 +38,29 @@ from redis.sentinel import Sentinel
 from worker import retry
 from worker.settings import Settings
 
-#: Errors a failover (or a restart) causes, retried by every client.
+
+class NoReplicasError(RedisConnectionError):
+    """Redis' ``NOREPLICAS``: the primary takes no writes while fewer replicas than ``min-replicas-to-write``
+    follow it, which is how a primary answers for the seconds after a failover until Sentinel has turned a
+    replica towards it. A passing state of the server, like ``LOADING`` (which redis-py itself reads as a
+    ``ConnectionError``, ``BusyLoadingError``), so it is read the same way: retried by every client of the
+    product, sorted as ``RedisUnavailable`` (retryable) by ``worker.errors``, and reconnected by kombu
+    instead of ending the Celery worker ("Unrecoverable error: ResponseError", seen in the CI failover run:
+    the worker reconnected to the new primary before its replica did, and exited)."""
+
+
+def _read_noreplicas_as_lost_connection() -> None:
+    """Teach redis-py's reply parsers (every client in the process, kombu's included) ``NOREPLICAS``.
+    redis-py maps error prefixes to classes in one table and has no other way to add one."""
+    from redis._parsers.base import BaseParser
+
+    BaseParser.EXCEPTION_CLASSES.setdefault("NOREPLICAS", NoReplicasError)
+
+
+_read_noreplicas_as_lost_connection()
+
+#: Errors a failover (or a restart) causes, retried by every client (``NoReplicasError`` is a
+#: ``RedisConnectionError``).
 RETRIED = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
 
 

@@ -119,3 +119,24 @@ def test_a_webhook_batch_whose_answer_was_lost_is_queued_once(redis_url: str) ->
     for i in range(3):
         record = ledger.get(f"call_lostbatch0{i}")
         assert record is not None and record.deliveries == 1
+
+
+def test_a_cap_place_given_back_whose_answer_was_lost_is_given_back_once(redis_url: str) -> None:
+    with lost_reply_proxy(redis_url) as proxy:
+        store = CallbackStore(redis_client(settings_for(proxy.url)), PersonalData((b"k" * 32,)))
+        for cb_id in ("cb_lostcount01", "cb_lostcount02"):  # two claims for one Lead: 2 of its places taken
+            store.schedule(
+                cb_id, now=NOW, due=NOW - timedelta(minutes=1), phone="+919812345678", inputs={},
+                lead_id="00Q000000000002AAA", source_call_id=f"call_{cb_id}",
+            )  # fmt: skip
+            callback = store.get(cb_id)
+            assert callback is not None
+            assert store.claim(
+                callback, now=NOW, lease_seconds=120, max_concurrent=3, counts_seconds=600, day="2030-01-10",
+                caps=(5, 100, 1000.0),
+            ) == "ok"  # fmt: skip
+        proxy.lose_next_reply(b"EVALSHA")
+        store.uncount("cb_lostcount01", "00Q000000000002AAA", "2030-01-10")  # its call was not placed
+        assert proxy.lost == 1
+    store = CallbackStore(redis.Redis.from_url(redis_url), PersonalData((b"k" * 32,)))
+    assert store.today("00Q000000000002AAA", "2030-01-10")[0] == 1  # 0 would give the Lead a call too many

@@ -150,7 +150,7 @@ def callback_call_ended(
         store.placed(cb_id, call.call_id, now=now, how="webhook")
     store.call_ended(cb_id)
     if call.cost is not None:
-        store.add_cost(day_of(call.started_at or now, settings), float(call.cost.amount))
+        store.add_cost(cb_id, day_of(call.started_at or now, settings), float(call.cost.amount))
     ids = f"callback call {call.call_id} (attempt {cb.attempt} of {cb.attempts}), promised on call {cb.source_call_id}"
     if call.connected:
         outcome = _outcome_line(detail)

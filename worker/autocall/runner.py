@@ -300,7 +300,7 @@ class Runner:
                 cb.id, now=now, expected=(CbState.TRIGGERED,), to=CbState.REFUSED,
                 reason="trigger_rejected", reason_text=f"{REASONS['trigger_rejected'][1]} ({exc.code})",
             )  # fmt: skip
-            self.store.uncount(cb.lead_id, day_of(now, self.settings))
+            self.store.uncount(cb.id, cb.lead_id, day_of(now, self.settings))
             report.refused.append(cb.id)
             log.warning("autocall.trigger_rejected", callback_id=cb.id, code=exc.code)
             return
@@ -317,7 +317,7 @@ class Runner:
             fields.update(reason=reason, reason_text=REASONS[reason][1])
         if self.store.move(cb.id, now=now, expected=(CbState.TRIGGERED,), to=CbState.SCHEDULED, due=due,
                            event="not_placed", **fields):  # fmt: skip
-            self.store.uncount(cb.lead_id, day_of(now, self.settings))
+            self.store.uncount(cb.id, cb.lead_id, day_of(now, self.settings))
 
     def _windows(self, zone: Any) -> tuple[Window, ...]:
         return windows_for(zone or self.settings.tz, self.settings.auto_callback_window)

@@ -109,6 +109,20 @@ redis.call('LTRIM', KEYS[2], -HISTORY_CAP, -1)
 return 'ok'
 """.replace("HISTORY_CAP", str(HISTORY_CAP))
 
+# Give back a claim's place in today's caps (its call was not placed), never below 0. KEYS: cb, lead count,
+# ws count. Run once per call (worker.once): a resent DECR would give a Lead one call more than its cap.
+_UNCOUNT = """
+for i = 2, 3 do
+  if redis.call('DECR', KEYS[i]) < 0 then redis.call('SET', KEYS[i], 0, 'KEEPTTL') end
+end
+"""
+
+# Add a callback call's INR cost to its day. KEYS: cb, cost. ARGV: amount, counter ttl. Once per call.
+_ADD_COST = """
+redis.call('INCRBYFLOAT', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[2])
+"""
+
 # Take the periodic Task re-read if it is due (one taker among beats). KEYS: mark. ARGV: now, every.
 # A clock that went back (now before the mark) counts as due.
 _REFRESH = """
@@ -211,6 +225,8 @@ class CallbackStore:
         self._move = OnceScript(client, _MOVE)
         self._claim = OnceScript(client, _CLAIM)
         self._lease = OnceScript(client, _LEASE)
+        self._uncount = OnceScript(client, _UNCOUNT)
+        self._add_cost = OnceScript(client, _ADD_COST)
         self._refresh = client.register_script(_REFRESH)
 
     # keys -------------------------------------------------------------------------------------------------
@@ -373,17 +389,13 @@ class CallbackStore:
         """The placed call ended: it no longer counts against the concurrency limit."""
         self.r.zrem(self.inflight_key, cb_id)
 
-    def uncount(self, lead_id: str, day: str) -> None:
-        """Give back a claim's place in today's caps (its call was not placed)."""
-        for key in (self.lead_count_key(lead_id, day), self.ws_count_key(day)):
-            if int(cast(Any, self.r.decr(key))) < 0:
-                self.r.set(key, 0, keepttl=True)
+    def uncount(self, cb_id: str, lead_id: str, day: str) -> None:
+        """Give back the place ``cb_id``'s claim took in today's caps (its call was not placed)."""
+        self._uncount(keys=[self.key(cb_id), self.lead_count_key(lead_id, day), self.ws_count_key(day)], args=[])
 
-    def add_cost(self, day: str, amount: float) -> None:
-        pipe = self.r.pipeline()
-        pipe.incrbyfloat(self.cost_key(day), amount)
-        pipe.expire(self.cost_key(day), COUNTER_TTL)
-        pipe.execute()
+    def add_cost(self, cb_id: str, day: str, amount: float) -> None:
+        """Count the INR cost of ``cb_id``'s call against ``day``'s ceiling."""
+        self._add_cost(keys=[self.key(cb_id), self.cost_key(day)], args=[amount, COUNTER_TTL])
 
     def note(self, cb_id: str, now: datetime, event: str, **detail: Any) -> None:
         self.r.rpush(self.hist_key(cb_id), self._event(now, event, **detail))
