@@ -213,6 +213,7 @@ class Ledger:
         self.prefix = prefix
         self._accept = OnceScript(self.r, _ACCEPT)  # a retried call answers as its first did (worker.once)
         self._move_script = OnceScript(self.r, _MOVE)
+        self._count_replay = OnceScript(self.r, "redis.call('HINCRBY', KEYS[1], 'auto_replays', 1)")
 
     # -- keys ---------------------------------------------------------------------------------------------
     def _call(self, call_id: str) -> str:
@@ -351,7 +352,8 @@ class Ledger:
             self.r.hset(key, "callback", summary)
 
     def count_auto_replay(self, call_id: str) -> None:
-        self.r.hincrby(self._call(call_id), "auto_replays", 1)
+        """One more automatic replay of ``call_id`` (once, even when its answer was lost: ``worker.once``)."""
+        self._count_replay(keys=[self._call(call_id)], args=[])
 
     def note(self, call_id: str, event: str, **detail: Any) -> None:
         """Append an event to the call's history without changing its state."""

@@ -140,3 +140,15 @@ def test_a_cap_place_given_back_whose_answer_was_lost_is_given_back_once(redis_u
         assert proxy.lost == 1
     store = CallbackStore(redis.Redis.from_url(redis_url), PersonalData((b"k" * 32,)))
     assert store.today("00Q000000000002AAA", "2030-01-10")[0] == 1  # 0 would give the Lead a call too many
+
+
+def test_an_automatic_replay_whose_answer_was_lost_counts_once(redis_url: str) -> None:
+    with lost_reply_proxy(redis_url) as proxy:
+        ledger = Ledger(redis_client(settings_for(proxy.url)))
+        ledger.accept("call_lostreplay1", source="webhook")
+        ledger.count_auto_replay("call_lostreplay1")  # loads the script: the next EVALSHA runs it
+        proxy.lose_next_reply(b"EVALSHA")
+        ledger.count_auto_replay("call_lostreplay1")
+        assert proxy.lost == 1
+    record = Ledger(redis.Redis.from_url(redis_url)).get("call_lostreplay1")
+    assert record is not None and record.auto_replays == 2  # 3 would cost the call one of its replays

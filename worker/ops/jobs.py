@@ -81,11 +81,10 @@ def _run(runtime: Runtime, job_id: str, ids: list[str]) -> None:
         runtime.redis.hset(key, "phase", text)
 
     def on_done(_call_id: str, outcome: str) -> None:
+        # The totals, not an increment: a write resent after its answer was lost (worker.once) counts once.
+        # BulkSync records its outcomes one after another, so the totals only grow.
         outcomes[outcome] += 1
-        pipe = runtime.redis.pipeline(transaction=False)
-        pipe.hincrby(key, "done", 1)
-        pipe.hset(key, "outcomes", json.dumps(outcomes))
-        pipe.execute()
+        runtime.redis.hset(key, mapping={"done": sum(outcomes.values()), "outcomes": json.dumps(outcomes)})
 
     try:
         report = BulkSync(runtime, on_phase=on_phase, on_done=on_done).run(ids, source="replay", force=True)
