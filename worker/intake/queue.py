@@ -82,7 +82,7 @@ for w = 0, n - 1 do
   local args = {}
   keys[1], keys[2] = KEYS[k + 1], KEYS[k + 2]
   for j = 1, ITEM_ARGS - 3 do args[j] = ARGV[a + j] end
-  local token = ARGV[a + 8]
+  local token = ARGV[a + ITEM_ARGS]  -- each webhook's last argument
   local replayed, before = once_seen(keys[1], token)
   local queued = 0
   if replayed then
