@@ -3,9 +3,10 @@ two replicas and three Sentinels, all ``redis-server`` processes on free ports (
 the data nodes and on the Sentinels, as a production deployment would have.
 
 ``SentinelTopology(directory).start()`` returns once the Sentinels see the primary, both replicas and each
-other. ``kill_primary()`` SIGKILLs the current primary (as a machine loss would); ``restart_as_replica``
-starts it again on its port and directory, replicating from whoever is primary now. ``settings_env()`` is
-what the product's processes need (``REDIS_SENTINELS`` and friends).
+other, and the deployment is quiet: no node loading or forked, a write acknowledged by every replica.
+``kill_primary()`` SIGKILLs the current primary (as a machine loss would); ``restart_as_replica`` starts it
+again on its port and directory, replicating from whoever is primary now. ``env()`` is what the product's
+processes need (``REDIS_SENTINELS`` and friends).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ NODE_PASSWORD = "failover-node-secret-8c2e"  # noqa: S105 - a private test deplo
 SENTINEL_PASSWORD = "failover-sentinel-secret-5d1a"  # noqa: S105
 DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 5000
+SETTLED_KEY = "standins:sentinel-settled"
+SETTLED_ACK_MS = 200
+QUIET_FIELDS = ("loading", "rdb_bgsave_in_progress", "aof_rewrite_in_progress", "async_loading")
 
 
 @dataclass
@@ -152,7 +156,20 @@ class SentinelTopology:
                 info = cast(dict[str, Any], self.node_client(node).info("replication"))
                 if info.get("master_link_status") != "up":
                     return False
-        return True
+        # Quiet: no node still loading or forked (the primary's sync snapshots, each replica's AOF
+        # rewrite after its sync) - a child competing for the 2 cores makes acknowledgements slow.
+        for node in self.nodes:
+            if node.alive:
+                persistence = cast(dict[str, Any], self.node_client(node).info("persistence"))
+                if any(int(persistence.get(f, 0)) for f in QUIET_FIELDS):
+                    return False
+        # A replica reports its link up a moment before the primary puts it online (on its first
+        # REPLCONF ACK), and WAIT counts only online replicas: a write every live replica acknowledges
+        # within SETTLED_ACK_MS is what the tests' own WAITs will see.
+        pipe = self.node_client(self.node_on(primary)).pipeline(transaction=False)
+        pipe.set(SETTLED_KEY, repr(time.time()))
+        pipe.execute_command("WAIT", want_replicas, SETTLED_ACK_MS)
+        return int(pipe.execute()[1]) >= want_replicas
 
     # --- clients and facts -----------------------------------------------------------------------------
 
