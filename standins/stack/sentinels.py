@@ -130,12 +130,14 @@ class SentinelTopology:
         )
 
     def _wait_settled(self, timeout: float) -> None:
-        """Until every Sentinel knows the primary, all live replicas and the other Sentinels."""
+        """Until every Sentinel knows the primary, all live replicas and the other Sentinels, and the data
+        nodes are ready (``_nodes_settled``)."""
         deadline = time.monotonic() + timeout
         want_replicas = sum(1 for n in self.nodes if n.alive) - 1
         while True:
             try:
-                if all(self._settled(w, want_replicas) for w in self.watchers):
+                sentinels = all(self._sentinel_settled(w, want_replicas) for w in self.watchers)
+                if sentinels and self._nodes_settled(want_replicas):
                     return
             except redis.RedisError:
                 pass
@@ -143,13 +145,16 @@ class SentinelTopology:
                 raise RuntimeError(f"Sentinels not settled within {timeout:.0f}s (logs in {self.directory})")
             time.sleep(0.2)
 
-    def _settled(self, watcher: Node, want_replicas: int) -> bool:
+    def _sentinel_settled(self, watcher: Node, want_replicas: int) -> bool:
+        """``watcher`` sees ``want_replicas`` healthy replicas and every other Sentinel."""
         client = self.sentinel_client(watcher)
         replicas = [r for r in client.sentinel_slaves(MASTER) if not r.get("is_odown") and not r.get("is_sdown")]
         others = client.sentinel_sentinels(MASTER)
-        if len(replicas) < want_replicas or len(others) < len(self.watchers) - 1:
-            return False
-        # and every live replica has finished its first sync (it acknowledges writes: WAIT counts it)
+        return len(replicas) >= want_replicas and len(others) >= len(self.watchers) - 1
+
+    def _nodes_settled(self, want_replicas: int) -> bool:
+        """Every live replica has finished its first sync, no node is loading or forked, and the primary
+        counts every replica (a write acknowledged by all of them within ``SETTLED_ACK_MS``)."""
         primary = self.primary_port()
         for node in self.nodes:
             if node.alive and node.port != primary:
